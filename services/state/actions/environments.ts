@@ -1,0 +1,160 @@
+import {
+  CreationType, EnvironmentStatus, EnvironmentType, parseIdList,
+  type Environment, type EnvironmentCreate, type EnvironmentPage, type EnvironmentQuery, type EnvironmentUpdate, type Group, type Tag,
+} from '../../../shared/contracts';
+import { BadRequestError, ConflictError, NotFoundError } from '../../../shared/errors';
+import { encodeEdgeKey } from '../../../shared/crypto';
+import { RESERVED } from '../repository';
+import { lower, now, settingsOf, type Leading } from './context';
+
+const isEdge = (e: Environment) => e.Type === EnvironmentType.EdgeAgentOnDocker || e.Type === EnvironmentType.EdgeAgentOnKubernetes;
+
+/** Portainer's "online" rule: last check-in within 2 × interval + 20 s (reference 1.15). */
+function withHeartbeat(l: Leading, e: Environment, at: number): Environment {
+  if (!isEdge(e)) return { ...e, Heartbeat: e.Status === EnvironmentStatus.Up };
+  const s = settingsOf(l.repo);
+  const interval = e.Edge.AsyncMode
+    ? Math.min(...[e.Edge.PingInterval, e.Edge.SnapshotInterval, e.Edge.CommandInterval, s.Edge.PingInterval, s.Edge.SnapshotInterval, s.Edge.CommandInterval].filter((v) => v > 0), 60)
+    : e.EdgeCheckinInterval || s.EdgeAgentCheckinInterval;
+  const alive = e.LastCheckInDate > 0 && at - e.LastCheckInDate <= 2 * interval + 20;
+  return { ...e, Heartbeat: alive, Status: alive ? EnvironmentStatus.Up : EnvironmentStatus.Down };
+}
+
+function checkRefs(l: Leading, groupId: number | undefined, tagIds: number[] | undefined) {
+  if (groupId !== undefined && !l.repo.get<Group>('groups', groupId)) throw new BadRequestError('Invalid environment group identifier', { GroupID: groupId });
+  const missing = (tagIds ?? []).filter((t) => !l.repo.get<Tag>('tags', t));
+  if (missing.length) throw new BadRequestError('Invalid tag identifier', { TagIds: missing });
+}
+
+/** The API URL agents will call: the one typed at creation, else CAPSTAN_PUBLIC_URL (reference 1.2). */
+function edgeApiUrl(l: Leading, typed: string | undefined): URL {
+  const raw = (typed ?? '').trim() || l.config.publicUrl;
+  if (!raw) throw new BadRequestError('URL is required for an Edge environment', { URL: 'the Capstan API URL agents will reach, e.g. https://capstan.example.com:9443 (or set CAPSTAN_PUBLIC_URL)' });
+  let url: URL;
+  try {
+    url = new URL(raw);
+  } catch {
+    throw new BadRequestError('Invalid URL', { URL: raw });
+  }
+  if (!/^https?:$/.test(url.protocol) || !url.hostname) throw new BadRequestError('Invalid URL: expected http(s)://host[:port]', { URL: raw });
+  if (url.hostname === 'localhost') throw new BadRequestError('Invalid URL: agents cannot reach "localhost"; use an address they can reach', { URL: raw });
+  return url;
+}
+
+export async function createEnvironment(l: Leading, p: EnvironmentCreate): Promise<Environment> {
+  if (p.EndpointCreationType === CreationType.Azure || p.EndpointCreationType === CreationType.LocalKubernetes) {
+    throw new BadRequestError('Unsupported environment type', { EndpointCreationType: p.EndpointCreationType, supported: [1, 2, 4] });
+  }
+  const name = p.Name.trim();
+  if (!name) throw new BadRequestError('Invalid environment name', { Name: p.Name });
+  const groupId = p.GroupID ?? 1;
+  checkRefs(l, groupId, p.TagIds);
+  const edge = p.EndpointCreationType === CreationType.EdgeAgent;
+  const apiUrl = edge ? edgeApiUrl(l, p.URL) : undefined;
+  if (!edge && !(p.URL ?? '').trim()) throw new BadRequestError('URL is required', { URL: 'e.g. unix:///var/run/docker.sock or tcp://host:2375' });
+  const nameKey = `environments:name:${lower(name)}`;
+  const out = await l.repo.reserve([nameKey], async () => {
+    if (l.repo.findKey('environments', 'Name', name) !== undefined) throw new ConflictError('An environment with the same name already exists', { Name: name });
+    const { id, op: seqOp } = l.repo.nextId('environments');
+    const env: Environment = {
+      Id: id, Name: name,
+      Type: edge ? EnvironmentType.EdgeAgentOnDocker : p.EndpointCreationType === CreationType.Agent ? EnvironmentType.AgentOnDocker : EnvironmentType.Docker,
+      URL: edge ? apiUrl!.origin : p.URL!.trim(), PublicURL: p.PublicURL ?? '', GroupId: groupId, TagIds: [...new Set(p.TagIds ?? [])],
+      Status: edge ? EnvironmentStatus.Down : EnvironmentStatus.Up,
+      EdgeID: '', EdgeKey: '', EdgeCheckinInterval: p.EdgeCheckinInterval ?? 0, UserTrusted: true, LastCheckInDate: 0, Heartbeat: false,
+      ContainerEngine: p.ContainerEngine ?? 'docker', Agent: { Version: '' },
+      Edge: { AsyncMode: !!p.EdgeAsync, PingInterval: 0, SnapshotInterval: 0, CommandInterval: 0 },
+      UserAccessPolicies: {}, TeamAccessPolicies: {}, Snapshots: [], CreationDate: now(),
+    };
+    if (edge) {
+      const tunnelHost = l.config.tunnelHost || apiUrl!.hostname;
+      env.EdgeKey = encodeEdgeKey({ apiUrl: apiUrl!.origin, tunnelAddr: `${tunnelHost}:${l.config.tunnelPort}`, fingerprint: l.fingerprint, endpointId: id });
+    }
+    await l.repo.commit([seqOp, { op: 'put', collection: 'environments', key: id, value: env }]);
+    return env;
+  });
+  if (out === RESERVED) throw new ConflictError('An environment with the same name is being created', { Name: name });
+  return withHeartbeat(l, out, now());
+}
+
+export function getEnvironment(l: Leading, id: number): Environment {
+  const e = l.repo.get<Environment>('environments', id);
+  if (!e) throw new NotFoundError('Unable to find an environment with the specified identifier', { id });
+  return withHeartbeat(l, e, now());
+}
+
+const collator = new Intl.Collator('en', { sensitivity: 'base', numeric: true });
+
+export function listEnvironments(l: Leading, q: EnvironmentQuery): EnvironmentPage {
+  const at = now();
+  const [groupIds, tagIds, types, ids, statuses] = [q.groupIds, q.tagIds, q.types, q.endpointIds, q.status].map((v) => {
+    const list = parseIdList(v);
+    return list ? new Set(list) : undefined;
+  });
+  const search = q.search?.trim().toLowerCase();
+  const groups = search ? new Map([...l.repo.values<Group>('groups')].map((g) => [g.Id, g.Name.toLowerCase()])) : undefined;
+  const tags = search ? new Map([...l.repo.values<Tag>('tags')].map((t) => [t.ID, t.Name.toLowerCase()])) : undefined;
+  const items: Environment[] = [];
+  for (const raw of l.repo.values<Environment>('environments')) {
+    if (ids && !ids.has(raw.Id)) continue;
+    if (groupIds && !groupIds.has(raw.GroupId)) continue;
+    if (types && !types.has(raw.Type)) continue;
+    if (tagIds && !raw.TagIds.some((t) => tagIds.has(t))) continue;
+    if (q.edgeAsync !== undefined && raw.Edge.AsyncMode !== q.edgeAsync) continue;
+    if (search && !(raw.Name.toLowerCase().includes(search) || raw.URL.toLowerCase().includes(search)
+      || groups!.get(raw.GroupId)?.includes(search) || raw.TagIds.some((t) => tags!.get(t)?.includes(search)))) continue;
+    const e = withHeartbeat(l, raw, at);
+    if (statuses && !statuses.has(e.Status)) continue;
+    items.push(e);
+  }
+  const dir = q.order === 'desc' ? -1 : 1;
+  const key = q.sort ?? 'Id';
+  const cmp: (a: Environment, b: Environment) => number =
+    key === 'Name' ? (a, b) => collator.compare(a.Name, b.Name)
+      : key === 'Group' ? (a, b) => a.GroupId - b.GroupId
+        : key === 'Status' ? (a, b) => a.Status - b.Status
+          : key === 'LastCheckIn' ? (a, b) => a.LastCheckInDate - b.LastCheckInDate
+            : key === 'EdgeID' ? (a, b) => collator.compare(a.EdgeID, b.EdgeID)
+              : (a, b) => a.Id - b.Id;
+  items.sort((a, b) => dir * cmp(a, b) || a.Id - b.Id);
+  const start = q.start ?? 0;
+  const page = q.limit ? items.slice(start, start + q.limit) : items.slice(start);
+  // Lists carry the snapshot summary only; raw Docker payloads never leave through a list.
+  return { items: page.map((e) => ({ ...e, Snapshots: e.Snapshots.map(({ DockerSnapshotRaw: _raw, ...s }: any) => s) })), total: items.length, totalAvailable: l.repo.size('environments') };
+}
+
+export async function updateEnvironment(l: Leading, id: number, patch: EnvironmentUpdate): Promise<Environment> {
+  return l.repo.withLock([`environments:${id}`], async () => {
+    const cur = l.repo.get<Environment>('environments', id);
+    if (!cur) throw new NotFoundError('Unable to find an environment with the specified identifier', { id });
+    checkRefs(l, patch.GroupID, patch.TagIds);
+    const next: Environment = { ...cur };
+    if (patch.Name !== undefined) next.Name = patch.Name.trim();
+    if (patch.URL !== undefined && !isEdge(cur)) next.URL = patch.URL;
+    if (patch.PublicURL !== undefined) next.PublicURL = patch.PublicURL;
+    if (patch.GroupID !== undefined) next.GroupId = patch.GroupID;
+    if (patch.TagIds !== undefined) next.TagIds = [...new Set(patch.TagIds)];
+    if (patch.Status !== undefined && !isEdge(cur)) next.Status = patch.Status;
+    if (patch.EdgeCheckinInterval !== undefined) next.EdgeCheckinInterval = patch.EdgeCheckinInterval;
+    if (patch.UserAccessPolicies !== undefined) next.UserAccessPolicies = patch.UserAccessPolicies;
+    if (patch.TeamAccessPolicies !== undefined) next.TeamAccessPolicies = patch.TeamAccessPolicies;
+    const write = () => l.repo.commit([{ op: 'put', collection: 'environments', key: id, value: next }]);
+    if (lower(next.Name) !== lower(cur.Name)) {
+      const r = await l.repo.reserve([`environments:name:${lower(next.Name)}`], async () => {
+        const other = l.repo.findKey('environments', 'Name', next.Name);
+        if (other !== undefined && other !== id) throw new ConflictError('An environment with the same name already exists', { Name: next.Name });
+        await write();
+      });
+      if (r === RESERVED) throw new ConflictError('An environment with the same name is being created', { Name: next.Name });
+    } else await write();
+    return withHeartbeat(l, next, now());
+  });
+}
+
+export async function deleteEnvironment(l: Leading, id: number): Promise<{ Id: number }> {
+  return l.repo.withLock([`environments:${id}`], async () => {
+    if (!l.repo.get('environments', id)) throw new NotFoundError('Unable to find an environment with the specified identifier', { id });
+    await l.repo.commit([{ op: 'delete', collection: 'environments', key: id }]);
+    return { Id: id };
+  });
+}

@@ -1,0 +1,2 @@
+export { createBroker } from './broker';
+export { TypeBoxValidator } from './validator';
