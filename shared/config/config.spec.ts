@@ -1,0 +1,38 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import { CONFIG_KEYS, ConfigError, loadConfig } from '.';
+
+describe('loadConfig', () => {
+  it('applies the documented defaults', () => {
+    const c = loadConfig({});
+    expect(c).toMatchObject({ httpsPort: 9443, tunnelPort: 8000, election: 'local', transporter: '', namespace: 'capstan', leaseTtlMs: 3000 });
+    expect(c.services).toContain('gateway');
+    expect(c.dataDir).toBe(path.resolve('./data'));
+    expect(Object.isFrozen(c)).toBe(true);
+  });
+
+  it('elects through Redis by default once a transporter is set', () => {
+    expect(loadConfig({ CAPSTAN_TRANSPORTER: 'nats://127.0.0.1:4222' }).election).toBe('redis');
+  });
+
+  it('reports every problem at once', () => {
+    let err: unknown;
+    try {
+      loadConfig({ CAPSTAN_HTTPS_PORT: 'abc', CAPSTAN_SERVICES: 'state,nope', CAPSTAN_TLS_CERT: '/x.pem', CAPSTAN_ELECTION: 'zk' });
+    } catch (e) {
+      err = e;
+    }
+    expect(err).toBeInstanceOf(ConfigError);
+    const problems = (err as ConfigError).problems.join('\n');
+    expect(problems).toMatch(/CAPSTAN_HTTPS_PORT/);
+    expect(problems).toMatch(/unknown service "nope"/);
+    expect(problems).toMatch(/CAPSTAN_TLS_CERT and CAPSTAN_TLS_KEY/);
+    expect(problems).toMatch(/election/);
+  });
+
+  it('is documented key by key in the README table', () => {
+    const readme = fs.readFileSync(path.join(__dirname, '../../README.md'), 'utf8');
+    const missing = CONFIG_KEYS.filter((k) => !readme.includes(`| \`${k.key}\``));
+    expect(missing.map((k) => k.key)).toEqual([]);
+  });
+});

@@ -1,0 +1,129 @@
+import fs from 'node:fs';
+import type { ServiceBroker } from 'moleculer';
+import { loadConfig } from '../../shared/config';
+import { call } from '../../shared/contracts';
+import { decodeEdgeKey } from '../../shared/crypto';
+import { createBroker } from '../../shared/moleculer';
+import { api } from '../helpers/http';
+import { tempDataDir, uniqueNamespace } from '../helpers/ids';
+import { freePort, startProcess, waitFor, type CapstanProcess } from '../helpers/processes';
+
+const NATS_URL = process.env.NATS_URL ?? 'nats://127.0.0.1:4222';
+const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
+jest.setTimeout(120_000);
+
+/**
+ * The distributed shape over the real NATS server: a gateway, two `state` replicas sharing one
+ * embedded store and electing their writer through a Redis lease, and `rbac` — four processes —
+ * driven only through the public API. Then the leader is SIGKILLed under a stream of writes.
+ */
+describe('distributed shape over NATS', () => {
+  const namespace = uniqueNamespace('dist');
+  const dataDir = tempDataDir();
+  const procs: Record<string, CapstanProcess> = {};
+  let observer: ServiceBroker;
+  let base: string;
+  let token: string;
+
+  const common = { CAPSTAN_NAMESPACE: namespace, CAPSTAN_TRANSPORTER: NATS_URL, REDIS_URL, CAPSTAN_DATA_DIR: dataDir, CAPSTAN_LOG_LEVEL: 'warn' };
+
+  beforeAll(async () => {
+    const port = await freePort();
+    const tunnelPort = await freePort();
+    base = `https://127.0.0.1:${port}`;
+    for (const id of ['state-a', 'state-b']) {
+      procs[id] = startProcess(id, { ...common, CAPSTAN_SERVICES: 'state', CAPSTAN_NODE_ID: id, CAPSTAN_ELECTION: 'redis', CAPSTAN_LEASE_TTL_MS: '3000', CAPSTAN_TUNNEL_PORT: String(tunnelPort) });
+    }
+    procs.rbac = startProcess('rbac', { ...common, CAPSTAN_SERVICES: 'rbac', CAPSTAN_NODE_ID: 'rbac-1' });
+    procs.gateway = startProcess('gateway', {
+      ...common, CAPSTAN_SERVICES: 'gateway', CAPSTAN_NODE_ID: 'gateway-1', CAPSTAN_HOST: '127.0.0.1', CAPSTAN_HTTPS_PORT: String(port),
+      CAPSTAN_DATA_DIR: `${dataDir}/gateway`,
+    });
+    observer = createBroker(loadConfig({}, { namespace, transporter: NATS_URL, nodeID: `observer-${process.pid}`, logLevel: 'warn', dataDir }));
+    await observer.start();
+    await waitFor(async () => (await api(base, 'GET', '/api/system/status')).status === 200, 45_000, 'the gateway to serve through NATS');
+  });
+
+  afterAll(async () => {
+    await Promise.all(Object.values(procs).map((p) => p.kill()));
+    await observer?.stop();
+    fs.rmSync(dataDir, { recursive: true, force: true });
+  });
+
+
+  async function leaderOf(): Promise<{ nodeID: string; fence: number } | undefined> {
+    for (const nodeID of ['state-a', 'state-b']) {
+      const info = await call(observer, 'state.leader', {}, { nodeID, timeout: 1000 }).catch(() => undefined);
+      if (info?.isLeader) return { nodeID, fence: info.fence };
+    }
+    return undefined;
+  }
+
+  it('serves the public API through the gateway, four processes over NATS', async () => {
+    expect((await api(base, 'GET', '/api/users/admin/check')).status).toBe(404);
+    expect((await api(base, 'POST', '/api/users/admin/init', { body: { Username: 'admin', Password: 'a-strong-password' } })).status).toBe(200);
+    const auth = await api(base, 'POST', '/api/auth', { body: { Username: 'admin', Password: 'a-strong-password' } });
+    expect(auth.status).toBe(200);
+    token = auth.body.jwt;
+    const created = await api(base, 'POST', '/api/endpoints', { token, body: { Name: 'edge-dist', EndpointCreationType: 4, URL: 'https://capstan.example.com:9443' } });
+    expect(created.status).toBe(200);
+    expect(decodeEdgeKey(created.body.EdgeKey).endpointId).toBe(created.body.Id);
+    const list = await api(base, 'GET', '/api/endpoints?search=dist', { token });
+    expect(list.status).toBe(200);
+    expect(list.headers['x-total-count']).toBe('1');
+    // Both replicas answer, exactly one leads, and a follower forwards to it.
+    const infos = await Promise.all(['state-a', 'state-b'].map((nodeID) => call(observer, 'state.leader', {}, { nodeID })));
+    expect(infos.filter((i) => i.isLeader)).toHaveLength(1);
+    const follower = infos.find((i) => !i.isLeader)!;
+    const viaFollower = await call(observer, 'state.getEnvironment', { id: created.body.Id }, { nodeID: follower.nodeID });
+    expect(viaFollower.Name).toBe('edge-dist');
+  });
+
+  it('fails over within 5 s when the leader is SIGKILLed under a stream of writes, losing no acknowledged write', async () => {
+    const before = await waitFor(leaderOf, 10_000, 'a leader');
+    const acked: string[] = [];
+    const failures: { status: number; message: string }[] = [];
+    let n = 0;
+    let killedAt = 0;
+    let firstAckAfterKill = 0;
+    let stop = false;
+    const writer = async (w: number) => {
+      while (!stop) {
+        const name = `t-${w}-${n++}`;
+        const sentAt = Date.now();
+        const res = await api(base, 'POST', '/api/tags', { token, body: { Name: name } }).catch((err) => ({ status: 0, body: { message: String(err) } }));
+        if (res.status === 200) {
+          acked.push(name);
+          if (killedAt && sentAt > killedAt && !firstAckAfterKill) firstAckAfterKill = Date.now();
+        } else {
+          failures.push({ status: res.status, message: res.body?.message ?? '' });
+          await new Promise((r) => setTimeout(r, 50));
+        }
+      }
+    };
+    const writers = [0, 1, 2, 3].map(writer);
+    await new Promise((r) => setTimeout(r, 1500));
+    const ackedBeforeKill = acked.length;
+    killedAt = Date.now();
+    procs[before.nodeID].child.kill('SIGKILL');
+    await waitFor(async () => firstAckAfterKill, 20_000, 'a write acknowledged by the new leader');
+    await new Promise((r) => setTimeout(r, 1000));
+    stop = true;
+    await Promise.all(writers);
+
+    const after = await leaderOf();
+    expect(after?.nodeID).not.toBe(before.nodeID);
+    expect(after!.fence).toBeGreaterThan(before.fence);
+    const failoverMs = firstAckAfterKill - killedAt;
+    process.stdout.write(`failover: new leader acknowledged a write ${failoverMs} ms after SIGKILL; ${ackedBeforeKill} writes before, ${acked.length} acknowledged in all, ${failures.length} refused during the gap\n`);
+    expect(failoverMs).toBeLessThan(5000);
+    expect(ackedBeforeKill).toBeGreaterThan(10);
+    for (const f of failures) {
+      expect(f.status).toBe(503);
+      expect(f.message).toMatch(/retry/i);
+    }
+    const tags = await api(base, 'GET', '/api/tags', { token });
+    const names = new Set((tags.body as { Name: string }[]).map((t) => t.Name));
+    expect(acked.filter((a) => !names.has(a))).toEqual([]);
+  });
+});
