@@ -15,6 +15,9 @@ async function main(): Promise<void> {
     throw err;
   }
   const log = createLogger(config.logLevel, { nodeID: config.nodeID });
+  // A rejection nobody awaited (e.g. inside a library's batching) must not take the whole server
+  // down: every request path handles its own errors, so log it loudly and keep serving.
+  process.on('unhandledRejection', (err) => log.error({ err }, 'unhandled promise rejection'));
   let node;
   try {
     node = await startNode(config);

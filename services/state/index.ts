@@ -12,6 +12,8 @@ import { pruneSessions } from './actions/users';
 
 /** How long a request waits for a claim in progress before answering "retry". */
 const CLAIM_WAIT_MS = 3000;
+/** Marks a call a follower forwarded, so a stale leader never forwards it again. */
+const FORWARDED = 'x-capstan-state-forwarded';
 
 /**
  * `state`: the only writer of the stores. Replicas elect a leader; the leader serves every action
@@ -47,17 +49,18 @@ export function stateService(config: Config): ServiceSchema {
   for (const [name, def] of Object.entries(LEADER_ACTIONS)) {
     actions[name] = {
       params: def.params,
-      async handler(this: any, ctx: Context<any, { stateForwarded?: boolean }>) {
+      async handler(this: any, ctx: Context<any>) {
         const l = await leaderView();
         if (l) {
           // The lease can lapse while the handler awaits; the store's fence check is the real guard.
           return (def.run as (l: Leading, p: unknown) => unknown)(l, ctx.params);
         }
         const leader = election.leaderNodeID();
-        if (ctx.meta.stateForwarded || !leader || leader === config.nodeID) {
+        // A header, not meta: meta flows back into the caller's context and on into its later calls.
+        if (ctx.headers?.[FORWARDED] || !leader || leader === config.nodeID) {
           throw new LeaderUnavailableError(undefined, { nodeID: config.nodeID, knownLeader: leader });
         }
-        return ctx.call(ctx.action!.name!, ctx.params, { nodeID: leader, meta: { stateForwarded: true } });
+        return ctx.call(ctx.action!.name!, ctx.params, { nodeID: leader, headers: { [FORWARDED]: '1' } });
       },
     };
   }

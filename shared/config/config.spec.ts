@@ -5,7 +5,7 @@ import { CONFIG_KEYS, ConfigError, loadConfig } from '.';
 describe('loadConfig', () => {
   it('applies the documented defaults', () => {
     const c = loadConfig({});
-    expect(c).toMatchObject({ httpsPort: 9443, tunnelPort: 8000, election: 'local', transporter: '', namespace: 'capstan', leaseTtlMs: 3000 });
+    expect(c).toMatchObject({ httpsPort: 9443, tunnelPort: 8000, election: 'local', transporter: '', namespace: 'capstan', leaseTtlMs: 2000 });
     expect(c.services).toContain('gateway');
     expect(c.dataDir).toBe(path.resolve('./data'));
     expect(Object.isFrozen(c)).toBe(true);

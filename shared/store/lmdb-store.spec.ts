@@ -47,6 +47,28 @@ if (process.send) {
 } else run().then((tokens) => console.log(JSON.stringify(tokens)));
 `;
 
+// Plain JS too, but it runs LmdbStore itself (not a copy of its options): a require hook compiles
+// the .ts sources with @swc/core, as jest's transform does. It claims the fence once, reports it,
+// then commits with that fence in a tight loop (each commit is a child transaction plus a flush)
+// until it is killed.
+const WRITER = `
+const fs = require('node:fs');
+const swc = require(${JSON.stringify(require.resolve('@swc/core'))});
+require.extensions['.ts'] = (module, filename) => {
+  const { code } = swc.transformSync(fs.readFileSync(filename, 'utf8'), { filename, jsc: { parser: { syntax: 'typescript' }, target: 'es2023' }, module: { type: 'commonjs' } });
+  module._compile(code, filename);
+};
+const { LmdbStore } = require(${JSON.stringify(path.join(__dirname, 'lmdb-store.ts'))});
+async function run() {
+  const store = new LmdbStore({ path: process.argv[2] });
+  await store.open();
+  const fence = await store.claimFence();
+  process.send({ fence });
+  for (let i = 0; ; i++) await store.commit(fence, [{ op: 'put', collection: 'items', key: 'child-' + i, value: { i, pid: process.pid } }]);
+}
+run().catch((err) => { console.error(err); process.exit(1); });
+`;
+
 describe('LmdbStore specifics', () => {
   afterAll(removeDirs);
 
@@ -110,6 +132,59 @@ describe('LmdbStore specifics', () => {
       expect(await store.get('items', 'child-102')).toMatchObject({ token: 102 });
       await expect(store.commit(latest, [])).rejects.toBeInstanceOf(FencedError);
     } finally {
+      await store.close();
+    }
+  }, 30_000);
+
+  // Failover on a shared data dir: the old leader dies (SIGKILL, typically mid-commit, since it
+  // commits in a tight loop) and a replica that was only reading must be able to take over and
+  // write. With lmdb-js's default overlappingSync the survivor's first write fails with
+  // MDB_PANIC ("Update of meta page failed or environment had fatal error").
+  it('keeps working in a process that survives a writer killed mid-commit', async () => {
+    const dir = tempDir();
+    const dbPath = path.join(dir, 'main.lmdb');
+    const script = path.join(dir, 'writer.js');
+    fs.writeFileSync(script, WRITER);
+    const store = new LmdbStore({ path: dbPath });
+    await store.open();
+    const child = fork(script, [dbPath], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+    const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));
+    try {
+      const childFence = await new Promise<number>((resolve, reject) => {
+        child.once('message', (msg) => resolve((msg as { fence: number }).fence));
+        child.once('exit', (code) => reject(new Error(`writer exited with ${code} before claiming`)));
+      });
+      expect(await store.readFence()).toBe(childFence);
+
+      // Only read while the child writes, as a standby replica does.
+      let seen = 0;
+      const until = Date.now() + 1500;
+      while (Date.now() < until) {
+        seen = await store.count('items');
+        if (seen > 0) expect(await store.get('items', `child-${seen - 1}`)).toEqual({ i: seen - 1, pid: child.pid });
+        await new Promise((resolve) => setTimeout(resolve, 5));
+      }
+      // The child must still be in its loop (not crashed) and must have committed meanwhile.
+      expect(child.exitCode).toBeNull();
+      expect(seen).toBeGreaterThan(10);
+      child.kill('SIGKILL');
+      expect(await exited).toEqual({ code: null, signal: 'SIGKILL' });
+
+      // Take over: claim the fence and commit from this process.
+      const mine = await store.claimFence();
+      expect(mine).toBe(childFence + 1);
+      await store.commit(mine, [{ op: 'put', collection: 'items', key: 'survivor', value: { fence: mine } }]);
+      await store.commit(mine, [{ op: 'put', collection: 'items', key: 'survivor-2', value: { fence: mine } }]);
+      expect(await store.get('items', 'survivor')).toEqual({ fence: mine });
+      expect(await store.get('items', 'survivor-2')).toEqual({ fence: mine });
+      // Everything the child committed before this process last looked is still there.
+      expect(await store.get('items', 'child-0')).toEqual({ i: 0, pid: child.pid });
+      expect(await store.get('items', `child-${seen - 1}`)).toEqual({ i: seen - 1, pid: child.pid });
+      expect(await store.count('items')).toBeGreaterThanOrEqual(seen + 2);
+      await expect(store.commit(childFence, [])).rejects.toBeInstanceOf(FencedError);
+    } finally {
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+      await exited;
       await store.close();
     }
   }, 30_000);

@@ -45,9 +45,10 @@ export class LmdbStore implements Store {
   async open(): Promise<void> {
     if (this.root) return;
     // noSubdir: false because lmdb-js would otherwise treat a path with an extension
-    // (main.lmdb) as a single file; overlappingSync (the Linux default) keeps fsync out of the
-    // write lock, and commit() still waits for the flush.
-    this.root = open<Value, Key>({ path: this.options.path, noSubdir: false, maxDbs: MAX_DBS, ...DB_OPTIONS });
+    // (main.lmdb) as a single file. overlappingSync is off: with it on, a process that opens the
+    // store after another writer was SIGKILLed mid-commit hits MDB_PANIC on its first write,
+    // which breaks state-replica failover on a shared data dir (reproduced with lmdb 3.5).
+    this.root = open<Value, Key>({ path: this.options.path, noSubdir: false, maxDbs: MAX_DBS, overlappingSync: true, ...DB_OPTIONS });
     this.collection(META_COLLECTION);
   }
 
@@ -136,8 +137,7 @@ export class LmdbStore implements Store {
     return db;
   }
 
-  // With overlappingSync a write resolves once visible, before it is on disk; an acknowledged
-  // commit must survive a power loss, so wait for the flush too.
+  // An acknowledged commit must survive a power loss: wait until lmdb-js reports it flushed.
   private async durable(): Promise<void> {
     await this.root?.flushed;
   }

@@ -1,4 +1,6 @@
 import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import type { ServiceBroker } from 'moleculer';
 import { loadConfig } from '../../shared/config';
 import { call } from '../../shared/contracts';
@@ -25,14 +27,14 @@ describe('distributed shape over NATS', () => {
   let base: string;
   let token: string;
 
-  const common = { CAPSTAN_NAMESPACE: namespace, CAPSTAN_TRANSPORTER: NATS_URL, REDIS_URL, CAPSTAN_DATA_DIR: dataDir, CAPSTAN_LOG_LEVEL: 'warn' };
+  const common = { CAPSTAN_NAMESPACE: namespace, CAPSTAN_TRANSPORTER: NATS_URL, REDIS_URL, CAPSTAN_DATA_DIR: dataDir, CAPSTAN_LOG_LEVEL: 'info' };
 
   beforeAll(async () => {
     const port = await freePort();
     const tunnelPort = await freePort();
     base = `https://127.0.0.1:${port}`;
     for (const id of ['state-a', 'state-b']) {
-      procs[id] = startProcess(id, { ...common, CAPSTAN_SERVICES: 'state', CAPSTAN_NODE_ID: id, CAPSTAN_ELECTION: 'redis', CAPSTAN_LEASE_TTL_MS: '3000', CAPSTAN_TUNNEL_PORT: String(tunnelPort) });
+      procs[id] = startProcess(id, { ...common, CAPSTAN_SERVICES: 'state', CAPSTAN_NODE_ID: id, CAPSTAN_ELECTION: 'redis', CAPSTAN_TUNNEL_PORT: String(tunnelPort) });
     }
     procs.rbac = startProcess('rbac', { ...common, CAPSTAN_SERVICES: 'rbac', CAPSTAN_NODE_ID: 'rbac-1' });
     procs.gateway = startProcess('gateway', {
@@ -41,11 +43,14 @@ describe('distributed shape over NATS', () => {
     });
     observer = createBroker(loadConfig({}, { namespace, transporter: NATS_URL, nodeID: `observer-${process.pid}`, logLevel: 'warn', dataDir }));
     await observer.start();
-    await waitFor(async () => (await api(base, 'GET', '/api/system/status')).status === 200, 45_000, 'the gateway to serve through NATS');
+    // Ready when both state (status) and rbac (admin check) answer through the gateway.
+    await waitFor(async () => (await api(base, 'GET', '/api/system/status')).status === 200 && (await api(base, 'GET', '/api/users/admin/check')).status === 404, 45_000, 'the gateway to serve through NATS');
   });
 
   afterAll(async () => {
     await Promise.all(Object.values(procs).map((p) => p.kill()));
+    // Keep each process's log for diagnosis of a failed run.
+    for (const p of Object.values(procs)) fs.writeFileSync(path.join(os.tmpdir(), `capstan-${namespace}-${p.name}.log`), p.output.join('\n'));
     await observer?.stop();
     fs.rmSync(dataDir, { recursive: true, force: true });
   });
@@ -61,7 +66,8 @@ describe('distributed shape over NATS', () => {
 
   it('serves the public API through the gateway, four processes over NATS', async () => {
     expect((await api(base, 'GET', '/api/users/admin/check')).status).toBe(404);
-    expect((await api(base, 'POST', '/api/users/admin/init', { body: { Username: 'admin', Password: 'a-strong-password' } })).status).toBe(200);
+    const init = await api(base, 'POST', '/api/users/admin/init', { body: { Username: 'admin', Password: 'a-strong-password' } });
+    expect(`${init.status} ${init.text}`).toMatch(/^200 /);
     const auth = await api(base, 'POST', '/api/auth', { body: { Username: 'admin', Password: 'a-strong-password' } });
     expect(auth.status).toBe(200);
     token = auth.body.jwt;
@@ -102,20 +108,37 @@ describe('distributed shape over NATS', () => {
       }
     };
     const writers = [0, 1, 2, 3].map(writer);
+    // Writers block on requests that reached the dead node until Moleculer notices it is gone; a
+    // probe that starts a fresh write every 100 ms shows when the new leader is actually serving.
+    const probes: Promise<void>[] = [];
+    const probeTimer = setInterval(() => {
+      if (!killedAt) return;
+      const name = `p-${n++}`;
+      const sentAt = Date.now();
+      probes.push(api(base, 'POST', '/api/tags', { token, body: { Name: name } }).then((res) => {
+        if (res.status === 200) {
+          acked.push(name);
+          if (sentAt > killedAt && !firstAckAfterKill) firstAckAfterKill = Date.now();
+        } else failures.push({ status: res.status, message: res.body?.message ?? '' });
+      }, () => undefined));
+    }, 100);
     await new Promise((r) => setTimeout(r, 1500));
     const ackedBeforeKill = acked.length;
+    const survivor = before.nodeID === 'state-a' ? 'state-b' : 'state-a';
     killedAt = Date.now();
     procs[before.nodeID].child.kill('SIGKILL');
+    const leaderAt = await waitFor(async () => ((await call(observer, 'state.leader', {}, { nodeID: survivor, timeout: 500 })).isLeader ? Date.now() : 0), 20_000, 'the survivor to lead');
     await waitFor(async () => firstAckAfterKill, 20_000, 'a write acknowledged by the new leader');
     await new Promise((r) => setTimeout(r, 1000));
     stop = true;
-    await Promise.all(writers);
+    clearInterval(probeTimer);
+    await Promise.all([...writers, ...probes]);
 
     const after = await leaderOf();
     expect(after?.nodeID).not.toBe(before.nodeID);
     expect(after!.fence).toBeGreaterThan(before.fence);
     const failoverMs = firstAckAfterKill - killedAt;
-    process.stdout.write(`failover: new leader acknowledged a write ${failoverMs} ms after SIGKILL; ${ackedBeforeKill} writes before, ${acked.length} acknowledged in all, ${failures.length} refused during the gap\n`);
+    process.stdout.write(`failover: ${survivor} leads ${leaderAt - killedAt} ms and acknowledged a new write ${failoverMs} ms after SIGKILL; ${ackedBeforeKill} writes before, ${acked.length} acknowledged in all, ${failures.length} refused during the gap\n`);
     expect(failoverMs).toBeLessThan(5000);
     expect(ackedBeforeKill).toBeGreaterThan(10);
     for (const f of failures) {

@@ -1,0 +1,78 @@
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import { Type } from '@sinclair/typebox';
+import { call, Environment, EnvironmentCreate, EnvironmentQuery, EnvironmentUpdate, IdParams } from '../../../shared/contracts';
+import { assertEnvironmentAccess, listEnvironmentsFor } from '../../access';
+import { principalOf } from '../../plugins/auth';
+import { errorResponses, NoContent } from '../../schemas';
+import { EnvironmentCreateForm, readEnvironmentForm } from './form';
+
+const tags = ['endpoints'];
+
+/** `/api/endpoints`: environments (Portainer "endpoints"). */
+const environmentRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
+  const { broker, config } = fastify;
+
+  fastify.post('/endpoints', {
+    config: { admin: true },
+    schema: {
+      tags,
+      summary: 'Create an environment (JSON, or multipart/form-data as Portainer clients send it); Edge environments get their EdgeKey',
+      body: {
+        content: {
+          'application/json': { schema: EnvironmentCreate },
+          'multipart/form-data': { schema: EnvironmentCreateForm },
+        },
+      },
+      response: { 200: Environment, ...errorResponses([404, 409, 413, 415]) },
+    },
+  }, async (request) => {
+    // Typed by the JSON schema; a multipart body is read and validated here (the handler owns the stream).
+    const body = request.isMultipart() ? await readEnvironmentForm(request, config.bodyLimit) : (request.body as EnvironmentCreate);
+    return call(broker, 'state.createEnvironment', body);
+  });
+
+  fastify.get('/endpoints', {
+    schema: {
+      tags,
+      summary: 'List environments, paginated; X-Total-Count is the filtered total, X-Total-Available all visible ones',
+      querystring: EnvironmentQuery,
+      response: {
+        200: {
+          ...Type.Array(Environment),
+          headers: {
+            'X-Total-Count': Type.Integer({ description: 'Environments matching the filters' }),
+            'X-Total-Available': Type.Integer({ description: 'Environments visible to the caller' }),
+          },
+        },
+        ...errorResponses(),
+      },
+    },
+  }, async (request, reply) => {
+    const page = await listEnvironmentsFor(broker, principalOf(request), { ...request.query });
+    reply.header('X-Total-Count', page.total).header('X-Total-Available', page.totalAvailable);
+    return page.items;
+  });
+
+  fastify.get('/endpoints/:id', {
+    schema: { tags, summary: 'An environment', params: IdParams, response: { 200: Environment, ...errorResponses([404]) } },
+  }, async (request) => {
+    const env = await call(broker, 'state.getEnvironment', { id: request.params.id });
+    await assertEnvironmentAccess(broker, principalOf(request), env);
+    return env;
+  });
+
+  fastify.put('/endpoints/:id', {
+    config: { admin: true },
+    schema: { tags, summary: 'Change an environment', params: IdParams, body: EnvironmentUpdate, response: { 200: Environment, ...errorResponses([404, 409]) } },
+  }, async (request) => call(broker, 'state.updateEnvironment', { id: request.params.id, patch: request.body }));
+
+  fastify.delete('/endpoints/:id', {
+    config: { admin: true },
+    schema: { tags, summary: 'Delete an environment', params: IdParams, response: { 204: NoContent, ...errorResponses([404]) } },
+  }, async (request, reply) => {
+    await call(broker, 'state.deleteEnvironment', { id: request.params.id });
+    return reply.code(204).send(null);
+  });
+};
+
+export default environmentRoutes;
