@@ -63,6 +63,20 @@ describe('state service (embedded store, local election)', () => {
     expect(page.items.map((e: Environment) => e.Name)).toEqual(['env-017', 'env-016', 'env-015']);
   });
 
+  it('lists for a standard user only environments with a policy for them on the environment or its group', async () => {
+    const group = await call(broker, 'state.createGroup', { Name: 'team-a' });
+    await call(broker, 'state.updateGroup', { id: group.Id, patch: { UserAccessPolicies: { '7': { RoleId: 0 } } } });
+    const direct = await call(broker, 'state.createEnvironment', { Name: 'direct', EndpointCreationType: 1, URL: 'tcp://10.0.0.1:2375' });
+    await call(broker, 'state.updateEnvironment', { id: direct.Id, patch: { UserAccessPolicies: { '7': { RoleId: 0 } } } });
+    const viaGroup = await call(broker, 'state.createEnvironment', { Name: 'via-group', EndpointCreationType: 1, URL: 'tcp://10.0.0.2:2375', GroupID: group.Id });
+    await call(broker, 'state.createEnvironment', { Name: 'hidden', EndpointCreationType: 1, URL: 'tcp://10.0.0.3:2375' });
+    const mine = await call(broker, 'state.listEnvironments', { visibleToUserId: 7, sort: 'Name' });
+    expect(mine.items.map((e: Environment) => e.Id)).toEqual([direct.Id, viaGroup.Id]);
+    expect(mine.totalAvailable).toBe(2);
+    expect((await call(broker, 'state.listEnvironments', { visibleToUserId: 8 })).total).toBe(0);
+    expect((await call(broker, 'state.listEnvironments', {})).total).toBe(3);
+  });
+
   it('keeps everything across a restart and resumes ids after the highest one', async () => {
     const tag = await call(broker, 'state.createTag', { Name: 'prod' });
     const a = await call(broker, 'state.createEnvironment', { Name: 'a', EndpointCreationType: 1, URL: 'unix:///var/run/docker.sock', TagIds: [tag.ID] });

@@ -18,7 +18,7 @@ export interface ActionMap {
   'state.instance': A<Record<string, never>, SystemStatus>;
   'state.createEnvironment': A<EnvironmentCreate, Environment>;
   'state.getEnvironment': A<IdP, Environment>;
-  'state.listEnvironments': A<EnvironmentQuery, EnvironmentPage>;
+  'state.listEnvironments': A<EnvironmentQuery & { visibleToUserId?: number }, EnvironmentPage>;
   'state.updateEnvironment': A<{ id: number; patch: EnvironmentUpdate }, Environment>;
   'state.deleteEnvironment': A<IdP, { Id: number }>;
   'state.createGroup': A<GroupCreate, Group>;

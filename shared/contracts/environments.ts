@@ -108,6 +108,15 @@ export const EnvironmentQuery = Type.Object({
 }, { additionalProperties: false, $id: 'EnvironmentQuery' });
 export type EnvironmentQuery = Static<typeof EnvironmentQuery>;
 
+/**
+ * `state.listEnvironments` params: the HTTP query plus, for standard users, whose view to list
+ * (environments with a policy for that user on themselves or their group; Portainer CE's rule).
+ */
+export const EnvironmentListParams = Type.Object({
+  ...EnvironmentQuery.properties,
+  visibleToUserId: Type.Optional(Id),
+}, { additionalProperties: false });
+
 export const EnvironmentPage = Type.Object({
   items: Type.Array(Environment),
   total: Type.Integer(),

@@ -48,7 +48,7 @@ export class LmdbStore implements Store {
     // (main.lmdb) as a single file. overlappingSync is off: with it on, a process that opens the
     // store after another writer was SIGKILLed mid-commit hits MDB_PANIC on its first write,
     // which breaks state-replica failover on a shared data dir (reproduced with lmdb 3.5).
-    this.root = open<Value, Key>({ path: this.options.path, noSubdir: false, maxDbs: MAX_DBS, overlappingSync: true, ...DB_OPTIONS });
+    this.root = open<Value, Key>({ path: this.options.path, noSubdir: false, maxDbs: MAX_DBS, overlappingSync: false, ...DB_OPTIONS });
     this.collection(META_COLLECTION);
   }
 

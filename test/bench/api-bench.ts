@@ -44,7 +44,11 @@ async function main() {
       CAPSTAN_TUNNEL_PORT: String(await freePort()), CAPSTAN_LOG_LEVEL: 'warn',
     });
     base = `https://127.0.0.1:${port}`;
-    await waitFor(async () => (await api(base!, 'GET', '/api/system/status')).status === 200, 60_000, 'the server to start');
+    await waitFor(async () => (await api(base!, 'GET', '/api/system/status')).status === 200, 60_000, 'the server to start')
+      .catch((err) => {
+        console.error(server!.output.slice(-20).join('\n'));
+        throw err;
+      });
   }
   try {
     if ((await api(base, 'GET', '/api/users/admin/check')).status === 404) {

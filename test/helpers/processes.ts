@@ -1,8 +1,10 @@
 import { spawn, type ChildProcess } from 'node:child_process';
+import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 
-const ROOT = path.resolve(__dirname, '../..');
+// test/helpers under jest, dist/test/helpers when a compiled script (a benchmark) runs this.
+const ROOT = [path.resolve(__dirname, '../..'), path.resolve(__dirname, '../../..')].find((d) => fs.existsSync(path.join(d, 'package.json')))!;
 const MAIN = path.join(ROOT, 'dist/services/main.js');
 
 /** A free TCP port on 127.0.0.1 (closed again before it is returned). */

@@ -1,6 +1,6 @@
 import {
   CreationType, EnvironmentStatus, EnvironmentType, parseIdList,
-  type Environment, type EnvironmentCreate, type EnvironmentPage, type EnvironmentQuery, type EnvironmentUpdate, type Group, type Tag,
+  type Environment, type EnvironmentCreate, type EnvironmentPage, type EnvironmentQuery, type EnvironmentUpdate, type Group, type Settings, type Tag,
 } from '../../../shared/contracts';
 import { BadRequestError, ConflictError, NotFoundError } from '../../../shared/errors';
 import { encodeEdgeKey } from '../../../shared/crypto';
@@ -10,14 +10,22 @@ import { lower, now, settingsOf, type Leading } from './context';
 const isEdge = (e: Environment) => e.Type === EnvironmentType.EdgeAgentOnDocker || e.Type === EnvironmentType.EdgeAgentOnKubernetes;
 
 /** Portainer's "online" rule: last check-in within 2 × interval + 20 s (reference 1.15). */
-function withHeartbeat(l: Leading, e: Environment, at: number): Environment {
-  if (!isEdge(e)) return { ...e, Heartbeat: e.Status === EnvironmentStatus.Up };
-  const s = settingsOf(l.repo);
+function alive(s: Settings, e: Environment, at: number): boolean {
   const interval = e.Edge.AsyncMode
     ? Math.min(...[e.Edge.PingInterval, e.Edge.SnapshotInterval, e.Edge.CommandInterval, s.Edge.PingInterval, s.Edge.SnapshotInterval, s.Edge.CommandInterval].filter((v) => v > 0), 60)
     : e.EdgeCheckinInterval || s.EdgeAgentCheckinInterval;
-  const alive = e.LastCheckInDate > 0 && at - e.LastCheckInDate <= 2 * interval + 20;
-  return { ...e, Heartbeat: alive, Status: alive ? EnvironmentStatus.Up : EnvironmentStatus.Down };
+  return e.LastCheckInDate > 0 && at - e.LastCheckInDate <= 2 * interval + 20;
+}
+
+/** Status as lists show it: for Edge environments, derived from the last check-in. */
+function statusOf(s: Settings, e: Environment, at: number): number {
+  if (!isEdge(e)) return e.Status;
+  return alive(s, e, at) ? EnvironmentStatus.Up : EnvironmentStatus.Down;
+}
+
+function withHeartbeat(s: Settings, e: Environment, at: number): Environment {
+  const Status = statusOf(s, e, at);
+  return { ...e, Status, Heartbeat: Status === EnvironmentStatus.Up };
 }
 
 function checkRefs(l: Leading, groupId: number | undefined, tagIds: number[] | undefined) {
@@ -74,19 +82,27 @@ export async function createEnvironment(l: Leading, p: EnvironmentCreate): Promi
     return env;
   });
   if (out === RESERVED) throw new ConflictError('An environment with the same name is being created', { Name: name });
-  return withHeartbeat(l, out, now());
+  return withHeartbeat(settingsOf(l.repo), out, now());
 }
 
 export function getEnvironment(l: Leading, id: number): Environment {
   const e = l.repo.get<Environment>('environments', id);
   if (!e) throw new NotFoundError('Unable to find an environment with the specified identifier', { id });
-  return withHeartbeat(l, e, now());
+  return withHeartbeat(settingsOf(l.repo), e, now());
 }
 
 const collator = new Intl.Collator('en', { sensitivity: 'base', numeric: true });
 
-export function listEnvironments(l: Leading, q: EnvironmentQuery): EnvironmentPage {
+const hasPolicy = (policies: Record<string, unknown>, userId: number) => Object.prototype.hasOwnProperty.call(policies, String(userId));
+
+export function listEnvironments(l: Leading, q: EnvironmentQuery & { visibleToUserId?: number }): EnvironmentPage {
   const at = now();
+  const settings = settingsOf(l.repo);
+  const viewer = q.visibleToUserId;
+  const openGroups = viewer === undefined ? undefined
+    : new Set([...l.repo.values<Group>('groups')].filter((g) => hasPolicy(g.UserAccessPolicies, viewer)).map((g) => g.Id));
+  const visible = (e: Environment) => viewer === undefined || hasPolicy(e.UserAccessPolicies, viewer) || openGroups!.has(e.GroupId);
+  let available = 0;
   const [groupIds, tagIds, types, ids, statuses] = [q.groupIds, q.tagIds, q.types, q.endpointIds, q.status].map((v) => {
     const list = parseIdList(v);
     return list ? new Set(list) : undefined;
@@ -96,6 +112,8 @@ export function listEnvironments(l: Leading, q: EnvironmentQuery): EnvironmentPa
   const tags = search ? new Map([...l.repo.values<Tag>('tags')].map((t) => [t.ID, t.Name.toLowerCase()])) : undefined;
   const items: Environment[] = [];
   for (const raw of l.repo.values<Environment>('environments')) {
+    if (!visible(raw)) continue;
+    available++;
     if (ids && !ids.has(raw.Id)) continue;
     if (groupIds && !groupIds.has(raw.GroupId)) continue;
     if (types && !types.has(raw.Type)) continue;
@@ -103,24 +121,29 @@ export function listEnvironments(l: Leading, q: EnvironmentQuery): EnvironmentPa
     if (q.edgeAsync !== undefined && raw.Edge.AsyncMode !== q.edgeAsync) continue;
     if (search && !(raw.Name.toLowerCase().includes(search) || raw.URL.toLowerCase().includes(search)
       || groups!.get(raw.GroupId)?.includes(search) || raw.TagIds.some((t) => tags!.get(t)?.includes(search)))) continue;
-    const e = withHeartbeat(l, raw, at);
-    if (statuses && !statuses.has(e.Status)) continue;
-    items.push(e);
+    if (statuses && !statuses.has(statusOf(settings, raw, at))) continue;
+    items.push(raw);
   }
   const dir = q.order === 'desc' ? -1 : 1;
   const key = q.sort ?? 'Id';
   const cmp: (a: Environment, b: Environment) => number =
     key === 'Name' ? (a, b) => collator.compare(a.Name, b.Name)
       : key === 'Group' ? (a, b) => a.GroupId - b.GroupId
-        : key === 'Status' ? (a, b) => a.Status - b.Status
+        : key === 'Status' ? (a, b) => statusOf(settings, a, at) - statusOf(settings, b, at)
           : key === 'LastCheckIn' ? (a, b) => a.LastCheckInDate - b.LastCheckInDate
             : key === 'EdgeID' ? (a, b) => collator.compare(a.EdgeID, b.EdgeID)
               : (a, b) => a.Id - b.Id;
   items.sort((a, b) => dir * cmp(a, b) || a.Id - b.Id);
   const start = q.start ?? 0;
   const page = q.limit ? items.slice(start, start + q.limit) : items.slice(start);
-  // Lists carry the snapshot summary only; raw Docker payloads never leave through a list.
-  return { items: page.map((e) => ({ ...e, Snapshots: e.Snapshots.map(({ DockerSnapshotRaw: _raw, ...s }: any) => s) })), total: items.length, totalAvailable: l.repo.size('environments') };
+  // Only the page is copied (items are the leader's live documents). Lists carry the snapshot
+  // summary only; raw Docker payloads never leave through a list.
+  const out = page.map((raw) => {
+    const e = withHeartbeat(settings, structuredClone(raw), at);
+    e.Snapshots = e.Snapshots.map(({ DockerSnapshotRaw: _raw, ...summary }: any) => summary);
+    return e;
+  });
+  return { items: out, total: items.length, totalAvailable: available };
 }
 
 export async function updateEnvironment(l: Leading, id: number, patch: EnvironmentUpdate): Promise<Environment> {
@@ -147,7 +170,7 @@ export async function updateEnvironment(l: Leading, id: number, patch: Environme
       });
       if (r === RESERVED) throw new ConflictError('An environment with the same name is being created', { Name: next.Name });
     } else await write();
-    return withHeartbeat(l, next, now());
+    return withHeartbeat(settingsOf(l.repo), next, now());
   });
 }
 

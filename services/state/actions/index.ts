@@ -1,7 +1,7 @@
 import type { TSchema } from '@sinclair/typebox';
 import { Type } from '@sinclair/typebox';
 import {
-  CAPSTAN_VERSION, EnvironmentCreate, EnvironmentQuery, EnvironmentUpdate, GroupCreate, GroupUpdate, Id, IdParams, Session,
+  CAPSTAN_VERSION, EnvironmentCreate, EnvironmentListParams, EnvironmentUpdate, GroupCreate, GroupUpdate, Id, IdParams, Session,
   SettingsUpdate, TagCreate, type ActionMap,
 } from '../../../shared/contracts';
 import { NotFoundError } from '../../../shared/errors';
@@ -32,7 +32,7 @@ export const LEADER_ACTIONS: { [K in Exclude<StateAction, 'state.leader'> as Sho
   },
   createEnvironment: { params: EnvironmentCreate, run: (l, p) => env.createEnvironment(l, p) },
   getEnvironment: { params: IdParams, run: (l, p) => env.getEnvironment(l, p.id) },
-  listEnvironments: { params: EnvironmentQuery, run: (l, p) => env.listEnvironments(l, p) },
+  listEnvironments: { params: EnvironmentListParams, run: (l, p) => env.listEnvironments(l, p) },
   updateEnvironment: { params: Patch(EnvironmentUpdate), run: (l, p) => env.updateEnvironment(l, p.id, p.patch) },
   deleteEnvironment: { params: IdParams, run: (l, p) => env.deleteEnvironment(l, p.id) },
   createGroup: { params: GroupCreate, run: (l, p) => gt.createGroup(l, p) },
