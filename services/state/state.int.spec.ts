@@ -89,6 +89,11 @@ describe('state service (embedded store, local election)', () => {
     expect((await call(broker, 'state.tunnelFingerprint', {})).fingerprint).toBe(fpBefore);
     const c = await call(broker, 'state.createEnvironment', { Name: 'c', EndpointCreationType: 1, URL: 'unix:///var/run/docker.sock' });
     expect(c.Id).toBe(b.Id + 1);
+    const other = await call(broker, 'state.createTag', { Name: 'edge' });
+    // Portainer clients send `TagIDs` on update.
+    expect((await call(broker, 'state.updateEnvironment', { id: c.Id, patch: { TagIDs: [other.ID] } })).TagIds).toEqual([other.ID]);
+    await expect(call(broker, 'state.createTag', { Name: 'bad\u0000name' })).rejects.toMatchObject({ code: 422 });
+    await call(broker, 'state.deleteTag', { id: other.ID });
     const tags = await call(broker, 'state.listTags', {});
     expect(tags).toEqual([{ ID: tag.ID, Name: 'prod', Endpoints: { [String(a.Id)]: true }, EndpointGroups: {} }]);
   });

@@ -9,7 +9,8 @@ export const EnvironmentType = {
 export const CreationType = { DockerApi: 1, Agent: 2, Azure: 3, EdgeAgent: 4, LocalKubernetes: 5 } as const;
 export const EnvironmentStatus = { Up: 1, Down: 2 } as const;
 
-const Name = Type.String({ minLength: 1, maxLength: 200 });
+/** No control characters: names end up in logs, headers and UIs. */
+const Name = Type.String({ minLength: 1, maxLength: 200, pattern: '^[^\\u0000-\\u001f\\u007f]+$' });
 const CheckinInterval = Type.Integer({ minimum: 0, maximum: 86400 });
 
 /** Summary of the latest snapshot, safe for lists (no raw Docker payload). */
@@ -82,6 +83,8 @@ export const EnvironmentUpdate = Type.Object({
   URL: Type.Optional(Type.String({ maxLength: 2048 })),
   PublicURL: Type.Optional(Type.String({ maxLength: 2048 })),
   GroupID: Type.Optional(Id),
+  /** Portainer's update payload name (its Go decoder matches any case); `TagIds` is accepted too. */
+  TagIDs: Type.Optional(Type.Array(Id, { maxItems: 1000 })),
   TagIds: Type.Optional(Type.Array(Id, { maxItems: 1000 })),
   Status: Type.Optional(Type.Integer({ minimum: 1, maximum: 2 })),
   EdgeCheckinInterval: Type.Optional(CheckinInterval),

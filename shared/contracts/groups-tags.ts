@@ -1,7 +1,8 @@
 import { Type, type Static } from '@sinclair/typebox';
 import { AccessPolicies, Id } from './common';
 
-const Name = Type.String({ minLength: 1, maxLength: 200 });
+/** No control characters: names end up in logs, headers and UIs. */
+const Name = Type.String({ minLength: 1, maxLength: 200, pattern: '^[^\\u0000-\\u001f\\u007f]+$' });
 
 /** Environment group; group 1 "Unassigned" always exists and cannot be deleted. */
 export const Group = Type.Object({

@@ -150,13 +150,14 @@ export async function updateEnvironment(l: Leading, id: number, patch: Environme
   return l.repo.withLock([`environments:${id}`], async () => {
     const cur = l.repo.get<Environment>('environments', id);
     if (!cur) throw new NotFoundError('Unable to find an environment with the specified identifier', { id });
-    checkRefs(l, patch.GroupID, patch.TagIds);
+    const tagIds = patch.TagIDs ?? patch.TagIds;
+    checkRefs(l, patch.GroupID, tagIds);
     const next: Environment = { ...cur };
     if (patch.Name !== undefined) next.Name = patch.Name.trim();
     if (patch.URL !== undefined && !isEdge(cur)) next.URL = patch.URL;
     if (patch.PublicURL !== undefined) next.PublicURL = patch.PublicURL;
     if (patch.GroupID !== undefined) next.GroupId = patch.GroupID;
-    if (patch.TagIds !== undefined) next.TagIds = [...new Set(patch.TagIds)];
+    if (tagIds !== undefined) next.TagIds = [...new Set(tagIds)];
     if (patch.Status !== undefined && !isEdge(cur)) next.Status = patch.Status;
     if (patch.EdgeCheckinInterval !== undefined) next.EdgeCheckinInterval = patch.EdgeCheckinInterval;
     if (patch.UserAccessPolicies !== undefined) next.UserAccessPolicies = patch.UserAccessPolicies;
