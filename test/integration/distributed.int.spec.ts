@@ -26,6 +26,7 @@ describe('distributed shape over NATS', () => {
   let observer: ServiceBroker;
   let base: string;
   let token: string;
+  let startState: (id: string) => void;
 
   const common = { CAPSTAN_NAMESPACE: namespace, CAPSTAN_TRANSPORTER: NATS_URL, REDIS_URL, CAPSTAN_DATA_DIR: dataDir, CAPSTAN_LOG_LEVEL: 'info' };
 
@@ -33,9 +34,11 @@ describe('distributed shape over NATS', () => {
     const port = await freePort();
     const tunnelPort = await freePort();
     base = `https://127.0.0.1:${port}`;
-    for (const id of ['state-a', 'state-b']) {
+    startState = (id: string) => {
       procs[id] = startProcess(id, { ...common, CAPSTAN_SERVICES: 'state', CAPSTAN_NODE_ID: id, CAPSTAN_ELECTION: 'redis', CAPSTAN_TUNNEL_PORT: String(tunnelPort) });
-    }
+    };
+    startState('state-a');
+    startState('state-b');
     procs.rbac = startProcess('rbac', { ...common, CAPSTAN_SERVICES: 'rbac', CAPSTAN_NODE_ID: 'rbac-1' });
     procs.gateway = startProcess('gateway', {
       ...common, CAPSTAN_SERVICES: 'gateway', CAPSTAN_NODE_ID: 'gateway-1', CAPSTAN_HOST: '127.0.0.1', CAPSTAN_HTTPS_PORT: String(port),
@@ -148,5 +151,36 @@ describe('distributed shape over NATS', () => {
     const tags = await api(base, 'GET', '/api/tags', { token });
     const names = new Set((tags.body as { Name: string }[]).map((t) => t.Name));
     expect(acked.filter((a) => !names.has(a))).toEqual([]);
+  });
+
+  it('deposes a paused leader: once resumed it is a follower at once and nothing is written under its old fence', async () => {
+    // The previous test killed one replica; bring it back so there are two again.
+    for (const id of ['state-a', 'state-b']) if (procs[id].child.exitCode !== null || procs[id].child.signalCode !== null) startState(id);
+    await waitFor(async () => {
+      const infos = await Promise.all(['state-a', 'state-b'].map((nodeID) => call(observer, 'state.leader', {}, { nodeID, timeout: 1000 })));
+      return infos.filter((i) => i.isLeader).length === 1 && infos.every((i) => i.leaderNodeID);
+    }, 30_000, 'both replicas up with one leader');
+    const old = (await leaderOf())!;
+    const other = old.nodeID === 'state-a' ? 'state-b' : 'state-a';
+    procs[old.nodeID].child.kill('SIGSTOP');
+    try {
+      const next = await waitFor(async () => {
+        const info = await call(observer, 'state.leader', {}, { nodeID: other, timeout: 500 });
+        return info.isLeader ? info : undefined;
+      }, 10_000, `${other} to take over from the paused leader`);
+      expect(next.fence).toBeGreaterThan(old.fence);
+      const during = await api(base, 'POST', '/api/tags', { token, body: { Name: 'while-paused' } });
+      expect([200, 503]).toContain(during.status);
+    } finally {
+      procs[old.nodeID].child.kill('SIGCONT');
+    }
+    // The resumed replica's lease deadline has passed: its first answer already says follower.
+    const resumed = await waitFor(() => call(observer, 'state.leader', {}, { nodeID: old.nodeID, timeout: 500 }), 15_000, 'the resumed replica to answer');
+    expect(resumed.isLeader).toBe(false);
+    // A write sent to it is forwarded to the new leader and committed under the new fence.
+    const viaOld = await waitFor(() => call(observer, 'state.createTag', { Name: 'via-resumed' }, { nodeID: old.nodeID, timeout: 3000 }), 15_000, 'a write through the resumed replica');
+    const tags = await call(observer, 'state.listTags', {}, { nodeID: other });
+    expect(tags.map((t) => t.ID)).toContain(viaOld.ID);
+    expect((await call(observer, 'state.leader', {}, { nodeID: other })).isLeader).toBe(true);
   });
 });
