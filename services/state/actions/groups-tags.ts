@@ -18,16 +18,16 @@ export async function createGroup(l: Leading, p: GroupCreate): Promise<Group> {
   checkTags(l, p.TagIDs);
   const unknown = (p.AssociatedEndpoints ?? []).filter((id) => !l.repo.get('environments', id));
   if (unknown.length) throw new BadRequestError('Invalid environment identifier', { AssociatedEndpoints: unknown });
-  const out = await l.repo.reserve([`groups:name:${name.toLowerCase()}`], async () => {
+  const associated = new Set(p.AssociatedEndpoints ?? []);
+  const isAssociated = (e: Environment) => associated.has(e.Id);
+  const out = await l.repo.reserve([`groups:name:${name.toLowerCase()}`], () => l.repo.withLock(envLocks(l, isAssociated), async () => {
     if (l.repo.findKey('groups', 'Name', name) !== undefined) throw new ConflictError('A group with the same name already exists', { Name: name });
     const { id, op } = l.repo.nextId('groups');
     const group: Group = { Id: id, Name: name, Description: p.Description ?? '', TagIds: [...new Set(p.TagIDs ?? [])], UserAccessPolicies: {}, TeamAccessPolicies: {} };
-    const moves: WriteOp[] = (p.AssociatedEndpoints ?? []).map((eid) => ({
-      op: 'put', collection: 'environments', key: eid, value: { ...l.repo.get<Environment>('environments', eid)!, GroupId: id },
-    }));
+    const moves = rewriteEnvs(l, isAssociated, (e) => ({ ...e, GroupId: id }));
     await l.repo.commit([op, { op: 'put', collection: 'groups', key: id, value: group }, ...moves]);
     return group;
-  });
+  }));
   if (out === RESERVED) throw new ConflictError('A group with the same name is being created', { Name: name });
   return out;
 }
@@ -59,13 +59,23 @@ export async function updateGroup(l: Leading, id: number, patch: GroupUpdate): P
   });
 }
 
+/** Lock keys of the environments matching `pick`, so rewriting them cannot lose a concurrent update. */
+function envLocks(l: Leading, pick: (e: Environment) => boolean): string[] {
+  return [...l.repo.values<Environment>('environments')].filter(pick).map((e) => `environments:${e.Id}`);
+}
+
+/** Current copies of the environments matching `pick`, with `change` applied, as put ops. */
+function rewriteEnvs(l: Leading, pick: (e: Environment) => boolean, change: (e: Environment) => Environment): WriteOp[] {
+  return [...l.repo.values<Environment>('environments')].filter(pick)
+    .map((e) => ({ op: 'put', collection: 'environments', key: e.Id, value: change(structuredClone(e)) }));
+}
+
 export async function deleteGroup(l: Leading, id: number): Promise<{ Id: number }> {
   if (id === UNASSIGNED_GROUP_ID) throw new ForbiddenError('Unable to remove the default "Unassigned" group', { id });
-  return l.repo.withLock([`groups:${id}`], async () => {
+  const inGroup = (e: Environment) => e.GroupId === id;
+  return l.repo.withLock([`groups:${id}`, ...envLocks(l, inGroup)], async () => {
     getGroup(l, id);
-    const moves: WriteOp[] = [...l.repo.values<Environment>('environments')]
-      .filter((e) => e.GroupId === id)
-      .map((e) => ({ op: 'put', collection: 'environments', key: e.Id, value: { ...structuredClone(e), GroupId: UNASSIGNED_GROUP_ID } }));
+    const moves = rewriteEnvs(l, inGroup, (e) => ({ ...e, GroupId: UNASSIGNED_GROUP_ID }));
     await l.repo.commit([{ op: 'delete', collection: 'groups', key: id }, ...moves]);
     return { Id: id };
   });
@@ -95,10 +105,10 @@ export async function createTag(l: Leading, p: TagCreate): Promise<Tag> {
 
 /** Deleting a tag also removes it from every environment and group that carried it. */
 export async function deleteTag(l: Leading, id: number): Promise<{ ID: number }> {
-  return l.repo.withLock([`tags:${id}`], async () => {
+  const tagged = (e: Environment) => e.TagIds.includes(id);
+  return l.repo.withLock([`tags:${id}`, ...envLocks(l, tagged)], async () => {
     if (!l.repo.get('tags', id)) throw new NotFoundError('Unable to find a tag with the specified identifier', { id });
-    const ops: WriteOp[] = [{ op: 'delete', collection: 'tags', key: id }];
-    for (const e of l.repo.values<Environment>('environments')) if (e.TagIds.includes(id)) ops.push({ op: 'put', collection: 'environments', key: e.Id, value: { ...structuredClone(e), TagIds: e.TagIds.filter((t) => t !== id) } });
+    const ops: WriteOp[] = [{ op: 'delete', collection: 'tags', key: id }, ...rewriteEnvs(l, tagged, (e) => ({ ...e, TagIds: e.TagIds.filter((t) => t !== id) }))];
     for (const g of l.repo.values<Group>('groups')) if (g.TagIds.includes(id)) ops.push({ op: 'put', collection: 'groups', key: g.Id, value: { ...structuredClone(g), TagIds: g.TagIds.filter((t) => t !== id) } });
     await l.repo.commit(ops);
     return { ID: id };
