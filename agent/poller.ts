@@ -1,0 +1,131 @@
+import https from 'node:https';
+import http from 'node:http';
+import type { Logger } from 'pino';
+import type { AgentConfig } from './config';
+
+/** The poll reply (reference 1.8): lowercase keys, nested objects with Go field names. */
+export interface PollResponse {
+  status: 'IDLE' | 'REQUIRED' | string;
+  port: number;
+  schedules: unknown[];
+  checkin: number;
+  credentials: string;
+  stacks: unknown[];
+}
+
+/** Why a poll failed, as the operator needs to read it. */
+export class PollError extends Error {
+  constructor(message: string, readonly status?: number, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'PollError';
+  }
+}
+
+const MAX_ETAGS = 8;
+
+/**
+ * The standard-mode check-in loop, as Portainer's agent makes it (reference 1.6, 1.9): one
+ * keep-alive HTTPS connection, the last 8 replies cached by ETag and offered in If-None-Match,
+ * the interval taken from each reply, and a random delay in [0, interval) after a failure so a
+ * fleet coming back does not hit the server in step.
+ */
+export class Poller {
+  private intervalS = 5;
+  private readonly replies = new Map<string, PollResponse>();
+  private timer: NodeJS.Timeout | undefined;
+  private running = false;
+  private readonly agent: http.Agent;
+
+  constructor(private readonly config: AgentConfig, private readonly log: Logger, private readonly onReply: (r: PollResponse) => Promise<void> | void) {
+    const url = new URL(config.key.apiUrl);
+    this.agent = url.protocol === 'https:'
+      ? new https.Agent({ keepAlive: true, maxSockets: 1, rejectUnauthorized: !config.insecurePoll })
+      : new http.Agent({ keepAlive: true, maxSockets: 1 });
+    if (url.protocol !== 'https:') log.warn({ url: url.origin }, 'the Edge key points at a plain-HTTP API URL');
+  }
+
+  /** The interval the server asked for, in seconds. */
+  get checkinSeconds(): number {
+    return this.intervalS;
+  }
+
+  start(): void {
+    this.running = true;
+    void this.tick();
+  }
+
+  stop(): void {
+    this.running = false;
+    clearTimeout(this.timer);
+    this.agent.destroy();
+  }
+
+  /** One check-in: the decoded reply, from the body or from the ETag cache on a 304. */
+  async pollOnce(): Promise<PollResponse> {
+    const { apiUrl, endpointId } = this.config.key;
+    const url = new URL(`/api/endpoints/${endpointId}/edge/status`, apiUrl);
+    const headers: Record<string, string> = {
+      'X-PortainerAgent-EdgeID': this.config.edgeId,
+      'Portainer-Agent': this.config.agentVersion,
+      'Portainer-Agent-Platform': '1',
+      'X-PortainerAgent-TimeZone': Intl.DateTimeFormat().resolvedOptions().timeZone || 'Local',
+      'X-PortainerAgent-Update-ID': '0',
+    };
+    if (this.replies.size) headers['If-None-Match'] = [...this.replies.keys()].join(',');
+    const { status, etag, body } = await this.get(url, headers);
+    if (status === 304 && etag && this.replies.has(etag)) {
+      const cached = this.replies.get(etag)!;
+      this.replies.delete(etag);
+      this.replies.set(etag, cached); // most recently used last
+      return cached;
+    }
+    if (status !== 200) {
+      let message = body.toString('utf8').slice(0, 500);
+      try {
+        message = JSON.parse(message).message ?? message;
+      } catch { /* not JSON */ }
+      throw new PollError(status === 403
+        ? `the server refused this agent (HTTP 403: ${message}); if another agent was bound to this environment, an administrator must clear its association (DELETE /api/endpoints/${endpointId}/association)`
+        : `check-in failed: HTTP ${status}: ${message}`, status);
+    }
+    const reply = JSON.parse(body.toString('utf8')) as PollResponse;
+    if (etag) {
+      this.replies.set(etag, reply);
+      while (this.replies.size > MAX_ETAGS) this.replies.delete(this.replies.keys().next().value!);
+    }
+    return reply;
+  }
+
+  private get(url: URL, headers: Record<string, string>): Promise<{ status: number; etag?: string; body: Buffer }> {
+    const mod = url.protocol === 'https:' ? https : http;
+    return new Promise((resolve, reject) => {
+      const req = mod.request(url, { method: 'GET', headers, agent: this.agent, timeout: Math.max(this.intervalS, 5) * 1000 }, (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, etag: res.headers.etag, body: Buffer.concat(chunks) }));
+        res.on('error', reject);
+      });
+      req.on('timeout', () => req.destroy(new Error('check-in timed out')));
+      req.on('error', (err) => reject(new PollError(`cannot reach ${url.origin}: ${err.message}`, undefined, { cause: err })));
+      req.end();
+    });
+  }
+
+  private async tick(): Promise<void> {
+    if (!this.running) return;
+    let delayMs: number;
+    try {
+      const reply = await this.pollOnce();
+      if (reply.checkin > 0 && reply.checkin !== this.intervalS) {
+        this.log.info({ from: this.intervalS, to: reply.checkin }, 'check-in interval changed');
+        this.intervalS = reply.checkin;
+      }
+      await this.onReply(reply);
+      delayMs = this.intervalS * 1000;
+    } catch (err) {
+      this.log.warn({ status: (err as PollError).status }, (err as Error).message);
+      delayMs = Math.floor(Math.random() * this.intervalS * 1000);
+    }
+    if (this.running) this.timer = setTimeout(() => void this.tick(), delayMs);
+  }
+}
