@@ -1,0 +1,1 @@
+export { proxyRequest, proxyUpgrade, type ProxyTarget } from './proxy';

@@ -1,0 +1,99 @@
+import http from 'node:http';
+import type { Duplex } from 'node:stream';
+
+/** Where a proxied request goes: a Unix socket (the Docker engine) or host:port (a tunnel). */
+export type ProxyTarget = { socketPath: string } | { host: string; port: number };
+
+/** Hop-by-hop headers that must not be forwarded (RFC 9110 §7.6.1), except on upgrades. */
+const HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'proxy-authenticate', 'proxy-authorization', 'te', 'trailer', 'transfer-encoding', 'upgrade']);
+
+function forwardHeaders(raw: string[], extra: Record<string, string>, keepUpgrade: boolean): Record<string, string | string[]> {
+  const out: Record<string, string | string[]> = {};
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i].toLowerCase();
+    if (!keepUpgrade && HOP.has(name)) continue;
+    if (name in extra) continue;
+    const prev = out[raw[i]];
+    out[raw[i]] = prev === undefined ? raw[i + 1] : ([] as string[]).concat(prev, raw[i + 1]);
+  }
+  return { ...out, ...extra };
+}
+
+/**
+ * Streams one HTTP request to `target` and its answer back, without buffering either way: build
+ * contexts and archive uploads flow up, logs/events/stats/pull progress flow down as they come.
+ *
+ * Hand-written because the Docker Engine API's hijacked connections (attach, exec start with
+ * `Upgrade: tcp` on POST) are not WebSocket upgrades, which is all http-proxy and its forks
+ * proxy; keeping both paths in one small module keeps their header handling identical.
+ */
+export function proxyRequest(req: http.IncomingMessage, res: http.ServerResponse, target: ProxyTarget, opts: { path?: string; headers?: Record<string, string>; onError?: (err: Error) => void } = {}): void {
+  const upstream = http.request({
+    ...target, method: req.method, path: opts.path ?? req.url,
+    headers: forwardHeaders(req.rawHeaders, opts.headers ?? {}, false),
+  }, (up) => {
+    res.writeHead(up.statusCode ?? 502, up.statusMessage, forwardHeaders(up.rawHeaders, {}, false));
+    // Streamed answers (logs -f, events) must reach the client chunk by chunk.
+    res.flushHeaders();
+    up.pipe(res);
+    up.on('error', (err) => res.destroy(err));
+  });
+  upstream.on('error', (err) => {
+    opts.onError?.(err);
+    if (!res.headersSent) {
+      res.writeHead(502, { 'content-type': 'application/json' }).end(JSON.stringify({ message: 'The environment did not answer', details: err.message }));
+    } else res.destroy(err);
+  });
+  res.on('close', () => { if (!res.writableFinished) upstream.destroy(); });
+  req.pipe(upstream);
+}
+
+/**
+ * Forwards an HTTP upgrade (Docker's `Upgrade: tcp` hijack, or a WebSocket) and then pipes raw
+ * bytes both ways until either side closes. `onOpen`/`onClose` let callers keep a tunnel alive
+ * for as long as an interactive session lasts.
+ */
+export function proxyUpgrade(req: http.IncomingMessage, socket: Duplex, head: Buffer, target: ProxyTarget, opts: { path?: string; headers?: Record<string, string>; onOpen?: () => void; onClose?: () => void } = {}): void {
+  const upstream = http.request({
+    ...target, method: req.method, path: opts.path ?? req.url,
+    headers: forwardHeaders(req.rawHeaders, opts.headers ?? {}, true),
+  });
+  upstream.on('upgrade', (up, upSocket, upHead) => {
+    const lines = [`HTTP/1.1 ${up.statusCode} ${up.statusMessage}`];
+    for (let i = 0; i < up.rawHeaders.length; i += 2) lines.push(`${up.rawHeaders[i]}: ${up.rawHeaders[i + 1]}`);
+    socket.write(`${lines.join('\r\n')}\r\n\r\n`);
+    if (upHead.length) socket.write(upHead);
+    opts.onOpen?.();
+    let closed = false;
+    const close = () => {
+      if (closed) return;
+      closed = true;
+      socket.destroy();
+      upSocket.destroy();
+      opts.onClose?.();
+    };
+    upSocket.on('error', close).on('close', close);
+    socket.on('error', close).on('close', close);
+    upSocket.pipe(socket);
+    socket.pipe(upSocket);
+  });
+  // The upstream refused the upgrade (e.g. 404 for an unknown container): relay its answer.
+  upstream.on('response', (up) => {
+    const lines = [`HTTP/1.1 ${up.statusCode} ${up.statusMessage}`];
+    for (let i = 0; i < up.rawHeaders.length; i += 2) if (!HOP.has(up.rawHeaders[i].toLowerCase())) lines.push(`${up.rawHeaders[i]}: ${up.rawHeaders[i + 1]}`);
+    const chunks: Buffer[] = [];
+    up.on('data', (c: Buffer) => chunks.push(c));
+    up.on('end', () => {
+      const body = Buffer.concat(chunks);
+      socket.end(`${lines.join('\r\n')}\r\ncontent-length: ${body.length}\r\nconnection: close\r\n\r\n${body.toString('latin1')}`, 'latin1');
+    });
+  });
+  upstream.on('error', (err) => {
+    const body = JSON.stringify({ message: 'The environment did not answer', details: err.message });
+    socket.end(`HTTP/1.1 502 Bad Gateway\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`);
+  });
+  socket.on('error', () => upstream.destroy());
+  // Node hands everything after the request head to `head`: for Docker's hijack that is the JSON
+  // body (exec start options), sent before the client waits for 101.
+  upstream.end(head);
+}
