@@ -13,6 +13,7 @@ import groupRoutes from './routes/endpoint-groups';
 import tagRoutes from './routes/tags';
 import settingsRoutes from './routes/settings';
 import systemRoutes from './routes/system';
+import edgeRoutes from './routes/edge';
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -34,7 +35,7 @@ function routeEntry(route: RouteOptions, method: string): RouteEntry {
 }
 
 /** Every route area, each its own encapsulated plugin under `/api`. */
-export const ROUTE_AREAS = [authRoutes, userRoutes, environmentRoutes, groupRoutes, tagRoutes, settingsRoutes, systemRoutes];
+export const ROUTE_AREAS = [authRoutes, userRoutes, environmentRoutes, groupRoutes, tagRoutes, settingsRoutes, systemRoutes, edgeRoutes];
 
 /**
  * The gateway as a plugin (fastify/demo's shape), independent of how it is served:

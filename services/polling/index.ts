@@ -1,10 +1,72 @@
-import type { ServiceSchema } from 'moleculer';
+import type { Context, ServiceSchema } from 'moleculer';
+import { Type } from '@sinclair/typebox';
 import type { Config } from '../../shared/config';
+import {
+  CheckinParams, EdgeEvents, EnvironmentChanged, HeartbeatsParams, SetTunnelParams, SettingsChanged, TunnelChanged,
+  type ActionMap,
+} from '../../shared/contracts';
+import { PollingRuntime } from './runtime';
+
+type Ctx<K extends keyof ActionMap> = Context<ActionMap[K]['params']>;
 
 /**
- * `polling`: Edge check-ins: Edge ID binding, heartbeats in memory, IDLE/REQUIRED, ETag/304, async exchanges (filled by the edge-agent issues).
- * It registers with the broker so deployments can already place it on its own process.
+ * `polling`: Edge agent check-ins (standard mode), answered from memory. Each replica keeps every
+ * Edge environment's binding, heartbeat, cached reply and ETag, and tunnel flag; it is seeded from
+ * state at start and kept current by `environment.changed` / `settings.changed`. The only write a
+ * check-in can cause is the first binding of an Edge ID; heartbeats reach state in batches.
  */
 export function pollingService(_config: Config): ServiceSchema {
-  return { name: 'polling' };
+  let rt: PollingRuntime;
+  return {
+    name: 'polling',
+    dependencies: ['state'],
+    actions: {
+      /** One agent poll: `{status, etag, body?}` for the gateway to send as is. */
+      checkin: {
+        params: CheckinParams,
+        handler: (ctx: Ctx<'polling.checkin'>) => {
+          rt.assertReady();
+          return rt.checkins.checkin(ctx.params);
+        },
+      },
+      /** Called by the tunnel service: the reply says REQUIRED (port, encrypted credentials) or IDLE. */
+      setTunnel: {
+        params: SetTunnelParams,
+        handler: (ctx: Ctx<'polling.setTunnel'>) => rt.setTunnel(ctx, ctx.params),
+      },
+      /** Live last check-ins for environment lists (between two heartbeat flushes). */
+      heartbeats: {
+        params: HeartbeatsParams,
+        handler: (ctx: Ctx<'polling.heartbeats'>) => rt.heartbeats(ctx.params.ids),
+      },
+    },
+    events: {
+      [EdgeEvents.environmentChanged]: {
+        params: EnvironmentChanged,
+        handler: (ctx: Context<EnvironmentChanged>) => rt.onEnvironmentChanged(ctx.params),
+      },
+      [EdgeEvents.settingsChanged]: {
+        params: SettingsChanged,
+        handler: (ctx: Context<SettingsChanged>) => rt.onSettingsChanged(ctx.params),
+      },
+      [EdgeEvents.tunnelChanged]: {
+        params: TunnelChanged,
+        handler: (ctx: Context<TunnelChanged>) => rt.onTunnelChanged(ctx.params),
+      },
+      // A new leader: changes committed just before the old one died may never have been announced.
+      'state.leaderElected': {
+        params: Type.Object({ nodeID: Type.String(), fence: Type.Integer() }),
+        handler: () => void rt.seed().catch((err: Error) => rt.log.warn({ err: err.message }, 'polling: re-seeding failed')),
+      },
+    },
+    created() {
+      rt = new PollingRuntime(this.broker, this.logger);
+    },
+    async started() {
+      await rt.start();
+    },
+    async stopped() {
+      await rt.stop();
+    },
+  };
 }

@@ -2,6 +2,7 @@ import crypto from 'node:crypto';
 import { DEFAULT_SETTINGS, type Group } from '../../shared/contracts';
 import type { Config } from '../../shared/config';
 import { generateTunnelKey, tunnelFingerprint } from '../../shared/crypto';
+import { generateAgentSigningKey } from '../../shared/protocol';
 import { assertSchemaSupported, runMigrations, type Store, type WriteOp } from '../../shared/store';
 import { Repository } from './repository';
 import { CACHED, type Leading } from './actions/context';
@@ -38,6 +39,8 @@ export async function claimLeadership(config: Config, main: Store, audit: Store,
   if (!repo.get('instance', 'instance')) ops.push({ op: 'put', collection: 'instance', key: 'instance', value: { InstanceID: crypto.randomUUID(), CreatedAt: Date.now() } });
   if (!repo.get('secrets', 'jwt')) ops.push({ op: 'put', collection: 'secrets', key: 'jwt', value: { value: crypto.randomBytes(48).toString('base64') } });
   if (!repo.get('secrets', 'tunnelPrivateKey')) ops.push({ op: 'put', collection: 'secrets', key: 'tunnelPrivateKey', value: { value: generateTunnelKey() } });
+  // The key that signs every request to an agent's API (reference 3.3); agents pin it on first use.
+  if (!repo.get('secrets', 'agentPrivateKey')) ops.push({ op: 'put', collection: 'secrets', key: 'agentPrivateKey', value: { value: generateAgentSigningKey().privateKeyPem } });
   if (ops.length) await repo.commit(ops);
 
   const fingerprint = tunnelFingerprint(repo.get<{ value: string }>('secrets', 'tunnelPrivateKey')!.value);

@@ -8,6 +8,7 @@ import { claimLeadership } from './bootstrap';
 import { LocalElection, RedisElection, type Election } from './election';
 import { LEADER_ACTIONS } from './actions';
 import type { Leading } from './actions/context';
+import { announceChange } from './actions/edge';
 import { pruneSessions } from './actions/users';
 
 /** How long a request waits for a claim in progress before answering "retry". */
@@ -53,7 +54,9 @@ export function stateService(config: Config): ServiceSchema {
         const l = await leaderView();
         if (l) {
           // The lease can lapse while the handler awaits; the store's fence check is the real guard.
-          return (def.run as (l: Leading, p: unknown) => unknown)(l, ctx.params);
+          const out = await (def.run as (l: Leading, p: unknown) => unknown)(l, ctx.params);
+          await announceChange(ctx, l, name, ctx.params, out);
+          return out;
         }
         const leader = election.leaderNodeID();
         // A header, not meta: meta flows back into the caller's context and on into its later calls.

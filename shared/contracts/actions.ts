@@ -4,6 +4,7 @@ import type { Group, GroupCreate, GroupUpdate, Tag, TagCreate } from './groups-t
 import type { Settings, SettingsUpdate } from './settings';
 import type { ApiKey, ApiKeyCreated, ApiKeyRecord, Credentials, Principal, Session, User, UserCreate, UserRecord } from './users';
 import type { LeaderInfo, SystemStatus } from './system';
+import type { BindEdgeIdParams, CheckinParams, CheckinResult, EdgeEnvironment, EdgeEnvironmentsParams, Heartbeat, RecordCheckinsParams, SetTunnelParams } from './edge';
 
 type A<P, R> = { params: P; result: R };
 type IdP = { id: number };
@@ -46,8 +47,12 @@ export interface ActionMap {
   'state.createSession': A<Session, Session>;
   'state.getSession': A<{ jti: string }, { session: Session | null }>;
   'state.deleteSession': A<{ jti: string }, { ok: boolean }>;
-  'state.getSecret': A<{ name: 'jwt' | 'tunnelPrivateKey' }, { value: string }>;
+  'state.getSecret': A<{ name: 'jwt' | 'tunnelPrivateKey' | 'agentPrivateKey' }, { value: string }>;
   'state.tunnelFingerprint': A<Record<string, never>, { fingerprint: string }>;
+  'state.edgeEnvironments': A<EdgeEnvironmentsParams, EdgeEnvironment[]>;
+  'state.bindEdgeId': A<BindEdgeIdParams, { environment: EdgeEnvironment; written: boolean }>;
+  'state.recordCheckins': A<RecordCheckinsParams, { updated: number }>;
+  'state.clearAssociation': A<IdP, Environment>;
 
   // rbac: sign-in, sessions, API keys, authorization decisions.
   'rbac.adminCheck': A<Record<string, never>, { exists: boolean }>;
@@ -62,6 +67,15 @@ export interface ActionMap {
   'rbac.createApiKey': A<{ principal: Principal; userId: number; description: string; password: string }, ApiKeyCreated>;
   'rbac.listApiKeys': A<{ principal: Principal; userId: number }, ApiKey[]>;
   'rbac.deleteApiKey': A<{ principal: Principal; userId: number; id: number }, { id: number }>;
+
+  // polling: edge check-ins answered from memory.
+  'polling.checkin': A<CheckinParams, CheckinResult>;
+  'polling.setTunnel': A<SetTunnelParams, { ok: boolean }>;
+  'polling.heartbeats': A<{ ids: number[] }, { items: Heartbeat[] }>;
+
+  // tunnel: reverse tunnels to agents; the data path goes straight to the address it returns.
+  /** Opens (or reuses) the environment's tunnel and resolves once the agent's end is connected. */
+  'tunnel.ensureTunnel': A<{ id: number }, { host: string; port: number }>;
 }
 export type ActionName = keyof ActionMap;
 

@@ -5,3 +5,4 @@ export * from './settings';
 export * from './users';
 export * from './system';
 export * from './actions';
+export * from './edge';

@@ -5,6 +5,7 @@ import { assertEnvironmentAccess, listEnvironmentsFor } from '../../access';
 import { principalOf } from '../../plugins/auth';
 import { errorResponses, NoContent } from '../../schemas';
 import { EnvironmentCreateForm, readEnvironmentForm } from './form';
+import { withLiveHeartbeats } from './live-status';
 
 const tags = ['endpoints'];
 
@@ -50,7 +51,7 @@ const environmentRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
   }, async (request, reply) => {
     const page = await listEnvironmentsFor(broker, principalOf(request), { ...request.query });
     reply.header('X-Total-Count', page.total).header('X-Total-Available', page.totalAvailable);
-    return page.items;
+    return withLiveHeartbeats(broker, page.items);
   });
 
   fastify.get('/endpoints/:id', {
@@ -58,7 +59,7 @@ const environmentRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
   }, async (request) => {
     const env = await call(broker, 'state.getEnvironment', { id: request.params.id });
     await assertEnvironmentAccess(broker, principalOf(request), env);
-    return env;
+    return (await withLiveHeartbeats(broker, [env]))[0];
   });
 
   fastify.put('/endpoints/:id', {

@@ -1,11 +1,12 @@
 import type { TSchema } from '@sinclair/typebox';
 import { Type } from '@sinclair/typebox';
 import {
-  CAPSTAN_VERSION, EnvironmentCreate, EnvironmentListParams, EnvironmentUpdate, GroupCreate, GroupUpdate, Id, IdParams, Session,
-  SettingsUpdate, TagCreate, type ActionMap,
+  BindEdgeIdParams, CAPSTAN_VERSION, EdgeEnvironmentsParams, EnvironmentCreate, EnvironmentListParams, EnvironmentUpdate, GroupCreate, GroupUpdate, Id, IdParams,
+  RecordCheckinsParams, Session, SettingsUpdate, TagCreate, type ActionMap,
 } from '../../../shared/contracts';
 import { NotFoundError } from '../../../shared/errors';
 import type { Leading } from './context';
+import * as edge from './edge';
 import * as env from './environments';
 import * as gt from './groups-tags';
 import { getSettings, updateSettings } from './settings';
@@ -67,7 +68,7 @@ export const LEADER_ACTIONS: { [K in Exclude<StateAction, 'state.leader'> as Sho
   getSession: { params: Type.Object({ jti: Str(64) }), run: (l, p) => ({ session: users.getSession(l, p.jti) }) },
   deleteSession: { params: Type.Object({ jti: Str(64) }), run: (l, p) => users.deleteSession(l, p.jti) },
   getSecret: {
-    params: Type.Object({ name: Type.Union([Type.Literal('jwt'), Type.Literal('tunnelPrivateKey')]) }),
+    params: Type.Object({ name: Type.Union([Type.Literal('jwt'), Type.Literal('tunnelPrivateKey'), Type.Literal('agentPrivateKey')]) }),
     run: (l, p) => {
       const s = l.repo.get<{ value: string }>('secrets', p.name);
       if (!s) throw new NotFoundError('Unknown secret', { name: p.name });
@@ -75,4 +76,8 @@ export const LEADER_ACTIONS: { [K in Exclude<StateAction, 'state.leader'> as Sho
     },
   },
   tunnelFingerprint: { params: Empty, run: (l) => ({ fingerprint: l.fingerprint }) },
+  edgeEnvironments: { params: EdgeEnvironmentsParams, run: (l, p) => edge.edgeEnvironments(l, p) },
+  bindEdgeId: { params: BindEdgeIdParams, run: (l, p) => edge.bindEdgeId(l, p) },
+  recordCheckins: { params: RecordCheckinsParams, run: (l, p) => edge.recordCheckins(l, p) },
+  clearAssociation: { params: IdParams, run: (l, p) => edge.clearAssociation(l, p.id) },
 };

@@ -1,0 +1,75 @@
+import type { EdgeEnvironment } from '../../shared/contracts';
+import { ForbiddenError } from '../../shared/errors';
+import { CheckinHandler } from './checkin';
+import { EdgeRegistry } from './registry';
+
+const env = (over: Partial<EdgeEnvironment> = {}): EdgeEnvironment => ({
+  Id: 1, EdgeID: '', Type: 4, EdgeCheckinInterval: 0, AsyncMode: false, UserTrusted: true, LastCheckInDate: 0, AgentVersion: '',
+  Rev: { fence: 1, seq: 1 }, ...over,
+});
+
+function setup() {
+  const registry = new EdgeRegistry();
+  registry.apply(env());
+  let seq = 10;
+  const bind = jest.fn(async (p: { id: number; edgeId: string; agentVersion: string; platform: 1 | 2 }) => {
+    const cur = registry.get(p.id)!.env;
+    if (cur.EdgeID && cur.EdgeID !== p.edgeId) throw new ForbiddenError('Permission denied to access environment', 'invalid Edge identifier');
+    await new Promise((r) => setTimeout(r, 5));
+    return { environment: { ...cur, EdgeID: p.edgeId, AgentVersion: p.agentVersion, Type: p.platform === 2 ? 7 : 4, Rev: { fence: 1, seq: ++seq } } };
+  });
+  const beats: Array<[number, number]> = [];
+  const h = new CheckinHandler({ registry, bind, heartbeat: (id, at) => beats.push([id, at]), now: () => 1000 });
+  return { registry, bind, beats, h };
+}
+
+const agent = { id: 1, edgeId: 'agent-1', agentVersion: '2.23.0', platform: '1' };
+
+describe('CheckinHandler', () => {
+  it('binds once for a burst of first check-ins, then answers from memory', async () => {
+    const { h, bind, beats } = setup();
+    const first = await Promise.all(Array.from({ length: 20 }, () => h.checkin(agent)));
+    expect(first.every((r) => r.status === 200)).toBe(true);
+    expect(bind).toHaveBeenCalledTimes(1);
+    const again = await h.checkin({ ...agent, ifNoneMatch: first[0].etag });
+    expect(again).toEqual({ status: 304, etag: first[0].etag });
+    expect(bind).toHaveBeenCalledTimes(1);
+    expect(beats).toHaveLength(21);
+  });
+
+  it('writes again only when the agent version or platform changes', async () => {
+    const { h, bind, registry } = setup();
+    await h.checkin(agent);
+    await h.checkin({ ...agent, agentVersion: '2.24.0' });
+    expect(bind).toHaveBeenCalledTimes(2);
+    await h.checkin({ ...agent, agentVersion: '2.24.0', platform: '2' });
+    expect(bind).toHaveBeenCalledTimes(3);
+    expect(registry.get(1)!.env.Type).toBe(7);
+  });
+
+  it('refuses without side effects: no heartbeat for a refused agent', async () => {
+    const { h, beats, registry } = setup();
+    await h.checkin(agent);
+    beats.length = 0;
+    expect((await h.checkin({ ...agent, edgeId: 'agent-2' })).status).toBe(403);
+    expect((await h.checkin({ ...agent, edgeId: ' ' })).error?.details).toBe('missing Edge identifier');
+    expect((await h.checkin({ ...agent, platform: undefined })).status).toBe(400);
+    expect((await h.checkin({ ...agent, id: 2 })).status).toBe(404);
+    registry.apply(env({ EdgeID: 'agent-1', AgentVersion: '2.23.0', UserTrusted: false, Rev: { fence: 1, seq: 99 } }));
+    expect((await h.checkin(agent)).error?.details).toBe('the device has not been trusted yet');
+    registry.setSettings({ EdgeAgentCheckinInterval: 5, TrustOnFirstConnect: true });
+    expect((await h.checkin(agent)).status).toBe(200);
+    expect(beats).toEqual([[1, 1000]]);
+  });
+
+  it('turns a binding refused by state (another agent won meanwhile) into a 403', async () => {
+    const { h, registry } = setup();
+    const e = registry.get(1)!;
+    // Memory has not seen the other agent's binding yet; state has.
+    const bindSpy = jest.fn().mockRejectedValue(new ForbiddenError('Permission denied to access environment', 'invalid Edge identifier'));
+    (h as unknown as { deps: { bind: unknown } }).deps.bind = bindSpy;
+    const r = await h.checkin(agent);
+    expect(r).toEqual({ status: 403, error: { message: 'Permission denied to access environment', details: 'invalid Edge identifier' } });
+    expect(e.heartbeat).toBe(0);
+  });
+});

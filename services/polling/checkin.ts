@@ -1,0 +1,77 @@
+import type { CheckinParams, CheckinResult, EdgeEnvironment } from '../../shared/contracts';
+import { AppError } from '../../shared/errors';
+import { edgeTypeOfPlatform, ifNoneMatchHits } from '../../shared/protocol';
+import type { EdgeRegistry, Entry } from './registry';
+
+/** What a check-in needs besides memory: the one write path (binding) and the heartbeat sink. */
+export interface CheckinDeps {
+  registry: EdgeRegistry;
+  /** `state.bindEdgeId`; rejects with a 403/404 AppError when state refuses. */
+  bind(p: { id: number; edgeId: string; agentVersion: string; platform: 1 | 2 }): Promise<{ environment: EdgeEnvironment }>;
+  heartbeat(id: number, at: number): void;
+  now(): number;
+}
+
+const DENIED = 'Permission denied to access environment';
+const fail = (status: 400 | 403 | 404, message: string, details: string): CheckinResult => ({ status, error: { message, details } });
+
+/**
+ * Answers `GET /api/endpoints/{id}/edge/status` the way Portainer does (reference 1.7), from
+ * memory. Unlike Portainer, the Edge ID is checked before the ETag shortcut, so a 304 never
+ * refreshes the heartbeat of an agent that is not the bound one.
+ */
+export class CheckinHandler {
+  /** Bindings in flight, so a burst of first check-ins makes one call to state. */
+  private readonly binding = new Map<string, Promise<void>>();
+
+  constructor(private readonly deps: CheckinDeps) {}
+
+  async checkin(p: CheckinParams): Promise<CheckinResult> {
+    const { registry } = this.deps;
+    let entry = registry.get(p.id);
+    if (!entry) return fail(404, 'Unable to find an environment with the specified identifier inside the database', 'environment not found');
+    const edgeId = p.edgeId?.trim() ?? '';
+    if (!edgeId) return fail(403, DENIED, 'missing Edge identifier');
+    if (entry.env.EdgeID && entry.env.EdgeID !== edgeId) return fail(403, DENIED, 'invalid Edge identifier');
+    const type = edgeTypeOfPlatform(p.platform);
+    if (type === undefined) return fail(400, 'agent platform header is not valid', p.platform ? `agent platform ${p.platform} is not valid` : 'agent platform header is missing');
+    if (!entry.env.UserTrusted && !registry.settings.TrustOnFirstConnect) return fail(403, DENIED, 'the device has not been trusted yet');
+
+    const agentVersion = p.agentVersion ?? '';
+    if (!entry.env.EdgeID || entry.env.AgentVersion !== agentVersion || entry.env.Type !== type) {
+      const refused = await this.bind(entry, edgeId, agentVersion, type === 7 ? 2 : 1);
+      if (refused) return refused;
+      entry = registry.get(p.id);
+      if (!entry) return fail(404, 'Unable to find an environment with the specified identifier inside the database', 'environment not found');
+    }
+
+    const at = this.deps.now();
+    entry.heartbeat = Math.max(entry.heartbeat, at);
+    this.deps.heartbeat(entry.env.Id, at);
+
+    const reply = registry.reply(entry);
+    if (ifNoneMatchHits(p.ifNoneMatch, reply.etag)) return { status: 304, etag: reply.etag };
+    return { status: 200, etag: reply.etag, body: reply.json };
+  }
+
+  /** The first check-in (or a new agent version/platform): the only write on this path. */
+  private async bind(entry: Entry, edgeId: string, agentVersion: string, platform: 1 | 2): Promise<CheckinResult | undefined> {
+    const key = `${entry.env.Id}\n${edgeId}\n${agentVersion}\n${platform}`;
+    let pending = this.binding.get(key);
+    if (!pending) {
+      pending = this.deps.bind({ id: entry.env.Id, edgeId, agentVersion, platform })
+        .then(({ environment }) => void this.deps.registry.apply(environment))
+        .finally(() => this.binding.delete(key));
+      this.binding.set(key, pending);
+    }
+    try {
+      await pending;
+      return undefined;
+    } catch (err) {
+      // State is the arbiter: another agent won the binding, or the environment is gone.
+      if (err instanceof AppError && err.code === 403) return fail(403, DENIED, String(err.data ?? 'invalid Edge identifier'));
+      if (err instanceof AppError && err.code === 404) return fail(404, 'Unable to find an environment with the specified identifier inside the database', 'environment not found');
+      throw err;
+    }
+  }
+}

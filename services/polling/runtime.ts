@@ -1,0 +1,145 @@
+import type { Context, Logger, ServiceBroker } from 'moleculer';
+import {
+  call, EdgeEvents,
+  type EdgeEnvironment, type EnvironmentChanged, type Heartbeat, type SetTunnelParams, type SettingsChanged, type TunnelChanged,
+} from '../../shared/contracts';
+import { AppError, BadRequestError, NotFoundError } from '../../shared/errors';
+import { encryptCredentials } from '../../shared/protocol';
+import { CheckinHandler } from './checkin';
+import { HeartbeatFlusher } from './flusher';
+import { EdgeRegistry } from './registry';
+
+const unixNow = () => Math.floor(Date.now() / 1000);
+/** How long `started` waits for the first seeding before going on in the background. */
+const SEED_WAIT_MS = 10_000;
+/** Environments per seeding call: about 250 bytes each, well under NATS's 1 MB message limit. */
+const SEED_PAGE = 2000;
+
+/** Answered while the registry is not seeded yet: the agent retries after its jittered delay. */
+export class PollingNotReadyError extends AppError {
+  constructor() {
+    super('Edge check-ins are not served yet; retry shortly', 503, 'POLLING_NOT_READY', undefined, { retryable: true });
+  }
+}
+
+/**
+ * One polling replica's state and behaviour: its registry (seeded from `state.edgeEnvironments`,
+ * kept current by change events), the check-in handler, the heartbeat flusher and tunnel flags.
+ */
+export class PollingRuntime {
+  readonly registry = new EdgeRegistry();
+  readonly flusher: HeartbeatFlusher;
+  readonly checkins: CheckinHandler;
+  private ready = false;
+  /** Events that arrived while seeding; replayed after it (their revisions sort them out). */
+  private backlog: Array<() => void> | null = [];
+  private stopped = false;
+
+  constructor(private readonly broker: ServiceBroker, readonly log: Logger) {
+    this.flusher = new HeartbeatFlusher((items) => call(broker, 'state.recordCheckins', { items }), log);
+    this.registry.onAgentGone = (id) => this.flusher.forget(id);
+    this.checkins = new CheckinHandler({
+      registry: this.registry,
+      bind: (p) => call(broker, 'state.bindEdgeId', p),
+      heartbeat: (id, at) => this.flusher.mark(id, at),
+      now: unixNow,
+    });
+  }
+
+  /** Seeds the registry, retrying with jittered backoff; resolves early (after SEED_WAIT_MS) if state is slow. */
+  async start(): Promise<void> {
+    this.flusher.start();
+    const seeded = this.seedUntilDone();
+    await Promise.race([seeded, new Promise((r) => setTimeout(r, SEED_WAIT_MS).unref())]);
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    await this.flusher.stop();
+  }
+
+  private async seedUntilDone(): Promise<void> {
+    for (let attempt = 0; !this.stopped; attempt++) {
+      try {
+        await this.seed();
+        return;
+      } catch (err) {
+        const delay = Math.min(5000, 250 * 2 ** attempt) * (0.5 + Math.random() / 2);
+        this.log.warn({ err: (err as Error).message, retryInMs: Math.round(delay) }, 'polling: seeding from state failed');
+        await new Promise((r) => setTimeout(r, delay).unref());
+      }
+    }
+  }
+
+  /** Reads every Edge environment and the settings from state (again after a leader change). */
+  async seed(): Promise<void> {
+    const since = this.registry.generation();
+    const settings = await call(this.broker, 'state.getSettings', {});
+    const list: EdgeEnvironment[] = [];
+    for (let afterId = 0; ;) {
+      const page = await call(this.broker, 'state.edgeEnvironments', { afterId, limit: SEED_PAGE });
+      list.push(...page);
+      if (page.length < SEED_PAGE) break;
+      afterId = page[page.length - 1].Id;
+    }
+    this.registry.setSettings(settings);
+    this.registry.reseed(list, since);
+    const backlog = this.backlog ?? [];
+    this.backlog = null;
+    backlog.forEach((apply) => apply());
+    if (!this.ready) this.log.info({ environments: this.registry.size }, 'polling: serving edge check-ins');
+    this.ready = true;
+  }
+
+  /** Runs now, or after seeding when it is still in progress. */
+  private whenSeeded(apply: () => void): void {
+    if (this.backlog) this.backlog.push(apply);
+    else apply();
+  }
+
+  assertReady(): void {
+    if (!this.ready) throw new PollingNotReadyError();
+  }
+
+  onEnvironmentChanged(e: EnvironmentChanged): void {
+    this.whenSeeded(() => (e.edge ? this.registry.apply(e.edge) : this.registry.remove(e.id, e.rev)));
+  }
+
+  onSettingsChanged(s: SettingsChanged): void {
+    this.whenSeeded(() => this.registry.setSettings(s));
+  }
+
+  onTunnelChanged(t: TunnelChanged): void {
+    this.whenSeeded(() => this.registry.setTunnel(t));
+  }
+
+  /**
+   * `polling.setTunnel`: encrypts the credentials once for the bound Edge ID, applies the change
+   * here, and broadcasts it so every polling replica answers the same bytes (and ETag).
+   */
+  async setTunnel(ctx: Context, p: SetTunnelParams): Promise<{ ok: boolean }> {
+    this.assertReady();
+    const entry = this.registry.get(p.id);
+    if (!entry) throw new NotFoundError('Unable to find an Edge environment with the specified identifier', { id: p.id });
+    let change: TunnelChanged = { id: p.id, status: 'IDLE', port: 0, credentials: '', edgeId: '', version: p.version };
+    if (p.status === 'REQUIRED') {
+      const edgeId = entry.env.EdgeID;
+      if (!edgeId) throw new BadRequestError('The environment has no associated Edge agent yet', { id: p.id });
+      if (!p.port || !p.credentials) throw new BadRequestError('A required tunnel needs a port and credentials', { id: p.id });
+      change = { ...change, status: 'REQUIRED', port: p.port, credentials: encryptCredentials(p.credentials, edgeId), edgeId };
+    }
+    this.registry.setTunnel(change);
+    await ctx.broadcast(EdgeEvents.tunnelChanged, change, { groups: ['polling'] });
+    return { ok: true };
+  }
+
+  /** `polling.heartbeats`: the last check-in this replica knows for each id, and the effective interval. */
+  heartbeats(ids: number[]): { items: Heartbeat[] } {
+    const items: Heartbeat[] = [];
+    for (const id of ids) {
+      const e = this.registry.get(id);
+      if (e) items.push({ id, lastCheckIn: e.heartbeat, checkinInterval: this.registry.interval(e) });
+    }
+    return { items };
+  }
+}

@@ -1,0 +1,142 @@
+import type { Context } from 'moleculer';
+import {
+  EdgeEvents, EnvironmentType,
+  type BindEdgeIdParams, type EdgeEnvironment, type EdgeEnvironmentsParams, type Environment, type EnvironmentChanged, type RecordCheckinsParams, type Revision, type Settings, type SettingsChanged,
+} from '../../../shared/contracts';
+import { BadRequestError, ForbiddenError, NotFoundError } from '../../../shared/errors';
+import type { WriteOp } from '../../../shared/store';
+import { now, type Leading } from './context';
+import { getEnvironment } from './environments';
+
+/*
+ * Edge agent state: the compact view polling keeps in memory, the Edge ID binding written at the
+ * first check-in, batched heartbeats, re-pairing, and the change events that keep every polling
+ * replica's memory in step with the store.
+ */
+
+const isEdgeType = (t: number) => t === EnvironmentType.EdgeAgentOnDocker || t === EnvironmentType.EdgeAgentOnKubernetes;
+const notFound = (id: number) => new NotFoundError('Unable to find an environment with the specified identifier', { id });
+/** A check-in more than this far in the future is a clock problem, not a heartbeat. */
+const MAX_CLOCK_SKEW_S = 300;
+
+let seq = 0;
+/** A revision newer than every one this process handed out before (fence first, then a counter). */
+function nextRev(l: Leading): Revision {
+  return { fence: l.repo.fence, seq: ++seq };
+}
+
+/** The compact view of an Edge environment, stamped with a fresh revision. */
+export function compactOf(l: Leading, e: Environment): EdgeEnvironment {
+  return {
+    Id: e.Id, EdgeID: e.EdgeID, Type: e.Type, EdgeCheckinInterval: e.EdgeCheckinInterval, AsyncMode: e.Edge.AsyncMode,
+    UserTrusted: e.UserTrusted, LastCheckInDate: e.LastCheckInDate, AgentVersion: e.Agent.Version, Rev: nextRev(l),
+  };
+}
+
+/**
+ * Edge environments (types 4 and 7) for polling to seed its memory: those of `ids`, or a page of
+ * all of them in id order (`afterId`, `limit`), so no answer outgrows a transporter message.
+ */
+export function edgeEnvironments(l: Leading, p: EdgeEnvironmentsParams): EdgeEnvironment[] {
+  if (p.ids) {
+    const out: EdgeEnvironment[] = [];
+    for (const id of p.ids) {
+      const e = l.repo.get<Environment>('environments', id);
+      if (e && isEdgeType(e.Type)) out.push(compactOf(l, e));
+    }
+    return out;
+  }
+  const after = p.afterId ?? 0;
+  const page: Environment[] = [];
+  for (const e of l.repo.values<Environment>('environments')) if (e.Id > after && isEdgeType(e.Type)) page.push(e);
+  page.sort((x, y) => x.Id - y.Id);
+  return page.slice(0, p.limit ?? page.length).map((e) => compactOf(l, e));
+}
+
+/**
+ * A check-in's writes: binds the Edge ID when none is bound (another one bound: 403), records
+ * the agent version and the platform's environment type. Writes (once) only when something
+ * changed, so an agent polling again with the same headers costs no write.
+ */
+export async function bindEdgeId(l: Leading, p: BindEdgeIdParams): Promise<{ environment: EdgeEnvironment; written: boolean }> {
+  return l.repo.withLock([`environments:${p.id}`], async () => {
+    const cur = l.repo.get<Environment>('environments', p.id);
+    if (!cur) throw notFound(p.id);
+    if (!isEdgeType(cur.Type)) throw new ForbiddenError('Permission denied to access environment', 'Invalid environment type');
+    if (cur.EdgeID && cur.EdgeID !== p.edgeId) throw new ForbiddenError('Permission denied to access environment', 'invalid Edge identifier');
+    const type = p.platform === 2 ? EnvironmentType.EdgeAgentOnKubernetes : EnvironmentType.EdgeAgentOnDocker;
+    const written = !cur.EdgeID || cur.Agent.Version !== p.agentVersion || cur.Type !== type;
+    if (!written) return { environment: compactOf(l, cur), written };
+    const next: Environment = {
+      ...cur, EdgeID: cur.EdgeID || p.edgeId, Type: type, Agent: { ...cur.Agent, Version: p.agentVersion },
+      // The write happens anyway: persist this check-in with it.
+      LastCheckInDate: Math.max(cur.LastCheckInDate, now()),
+    };
+    await l.repo.commit([{ op: 'put', collection: 'environments', key: p.id, value: next }]);
+    return { environment: compactOf(l, next), written };
+  });
+}
+
+/** Persists a batch of last check-ins in one commit; unknown, non-Edge and older entries are skipped. */
+export async function recordCheckins(l: Leading, p: RecordCheckinsParams): Promise<{ updated: number }> {
+  const latest = new Map<number, number>();
+  for (const { id, at } of p.items) latest.set(id, Math.max(latest.get(id) ?? 0, at));
+  const horizon = now() + MAX_CLOCK_SKEW_S;
+  // Locks: a concurrent update of the same environment must not be overwritten by this batch.
+  return l.repo.withLock([...latest.keys()].map((id) => `environments:${id}`), async () => {
+    const ops: WriteOp[] = [];
+    for (const [id, at] of latest) {
+      const cur = l.repo.get<Environment>('environments', id);
+      if (!cur || !isEdgeType(cur.Type) || at <= cur.LastCheckInDate || at > horizon) continue;
+      ops.push({ op: 'put', collection: 'environments', key: id, value: { ...cur, LastCheckInDate: at } });
+    }
+    if (ops.length) await l.repo.commit(ops);
+    return { updated: ops.length };
+  });
+}
+
+/** Forgets the agent of an Edge environment (`DELETE /api/endpoints/{id}/association`) so another can bind. */
+export async function clearAssociation(l: Leading, id: number): Promise<Environment> {
+  await l.repo.withLock([`environments:${id}`], async () => {
+    const cur = l.repo.get<Environment>('environments', id);
+    if (!cur) throw notFound(id);
+    if (!isEdgeType(cur.Type)) throw new BadRequestError('Invalid environment type', { id, Type: cur.Type });
+    const next: Environment = { ...cur, EdgeID: '', Snapshots: [], LastCheckInDate: 0 };
+    await l.repo.commit([{ op: 'put', collection: 'environments', key: id, value: next }]);
+  });
+  return getEnvironment(l, id);
+}
+
+/** Which environment (or the settings) a successful state action changed. */
+const CHANGES: Record<string, (p: any, out: any) => number | 'settings' | undefined> = {
+  createEnvironment: (_p, out: Environment) => out.Id,
+  updateEnvironment: (p: { id: number }) => p.id,
+  deleteEnvironment: (p: { id: number }) => p.id,
+  bindEdgeId: (p: { id: number }, out: { written: boolean }) => (out.written ? p.id : undefined),
+  clearAssociation: (p: { id: number }) => p.id,
+  updateSettings: () => 'settings',
+};
+
+/**
+ * After a state action succeeded on the leader: broadcasts `environment.changed` (with the
+ * compact view read now, so later broadcasts always carry newer revisions) or `settings.changed`.
+ * Never fails the action: the write is done; a lost event is logged.
+ */
+export async function announceChange(ctx: Context, l: Leading, action: string, params: unknown, out: unknown): Promise<void> {
+  const changed = CHANGES[action]?.(params, out);
+  if (changed === undefined) return;
+  try {
+    if (changed === 'settings') {
+      const s = l.repo.get<Settings>('settings', 'settings')!;
+      const payload: SettingsChanged = { EdgeAgentCheckinInterval: s.EdgeAgentCheckinInterval, TrustOnFirstConnect: s.TrustOnFirstConnect };
+      await ctx.broadcast(EdgeEvents.settingsChanged, payload);
+      return;
+    }
+    const e = l.repo.get<Environment>('environments', changed);
+    const edge = e && isEdgeType(e.Type) ? compactOf(l, e) : null;
+    const payload: EnvironmentChanged = { id: changed, rev: edge?.Rev ?? nextRev(l), edge };
+    await ctx.broadcast(EdgeEvents.environmentChanged, payload);
+  } catch (err) {
+    ctx.service?.logger.warn({ err, action }, 'change event not delivered');
+  }
+}
