@@ -1,17 +1,29 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import type { ServiceSchema } from 'moleculer';
+import type { Context, ServiceSchema } from 'moleculer';
 import type { Config } from '../../shared/config';
-import { CAPSTAN_VERSION } from '../../shared/contracts';
+import { CAPSTAN_VERSION, call } from '../../shared/contracts';
+import {
+  TunnelEvents, TunnelIdParams,
+  type TunnelClosedEvent, type TunnelClosedResult, type TunnelOpened, type TunnelOpenedEvent, type TunnelStatusInfo,
+} from '../../shared/tunnel';
+import { ChiselServer } from './chisel-server';
+import { TunnelRegistry } from './registry';
+import type { Log } from './session';
 
 /**
- * `tunnel`: the reverse-tunnel server on CAPSTAN_TUNNEL_PORT (default 8000). The edge-agent issue
- * adds the chisel-compatible SSH-over-WebSocket upgrade; this part holds the port and answers the
- * same plain HTTP routes as chisel does for non-WebSocket requests (`/health`, `/version`, else 404),
- * so load balancers and the Helm chart can probe it from day one.
+ * `tunnel`: the chisel-compatible reverse-tunnel server on CAPSTAN_TUNNEL_PORT (default 8000).
+ * WebSocket upgrades with subprotocol `chisel-v3` carry SSH; an agent logs in with one-time
+ * credentials from `openTunnel` and gets `127.0.0.1:<port>` forwarded to its API. Other requests
+ * get chisel's plain routes (`/health`, `/version`, else 404). Tunnels live in this process's
+ * memory, like Portainer's: with several replicas the tunnel port must reach the replica that
+ * opened the tunnel.
  */
 export function tunnelService(config: Config): ServiceSchema {
   let server: http.Server | undefined;
+  let chisel: ChiselServer | undefined;
+  const registry = new TunnelRegistry();
+
   return {
     name: 'tunnel',
     actions: {
@@ -22,8 +34,31 @@ export function tunnelService(config: Config): ServiceSchema {
           return { port: (server?.address() as AddressInfo | null)?.port ?? 0 };
         },
       },
+      /** Reserves a port and issues one-time credentials for the environment's agent. */
+      openTunnel: {
+        params: TunnelIdParams,
+        handler: (ctx: Context<TunnelIdParams>): Promise<TunnelOpened> => registry.open(ctx.params.id),
+      },
+      /** Revokes the credentials, closes the agent's session and releases the port. */
+      closeTunnel: {
+        params: TunnelIdParams,
+        async handler(ctx: Context<TunnelIdParams>): Promise<TunnelClosedResult> {
+          const entry = registry.remove(ctx.params.id);
+          if (!entry) return { closed: false };
+          await entry.session?.close();
+          const event: TunnelClosedEvent = { id: entry.id, port: entry.port, reason: 'closed' };
+          await ctx.broadcast(TunnelEvents.closed, event);
+          return { closed: true };
+        },
+      },
+      /** Whether the agent is connected, the port, and the last activity. */
+      status: {
+        params: TunnelIdParams,
+        handler: (ctx: Context<TunnelIdParams>): TunnelStatusInfo => registry.status(ctx.params.id),
+      },
     },
     async started() {
+      const log = this.logger as unknown as Log;
       server = http.createServer((req, res) => {
         const path = (req.url ?? '/').split('?')[0];
         if (path === '/health') return void res.writeHead(200, { 'content-type': 'text/plain' }).end('OK\n');
@@ -32,14 +67,52 @@ export function tunnelService(config: Config): ServiceSchema {
       });
       server.requestTimeout = 10_000;
       server.headersTimeout = 5_000;
+      server.on('upgrade', (req, socket, head) => {
+        if (chisel) return chisel.handleUpgrade(req, socket, head);
+        socket.on('error', () => socket.destroy());
+        socket.end('HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
+      });
       await new Promise<void>((resolve, reject) => {
         server!.once('error', reject);
         server!.listen(config.tunnelPort, config.host, () => resolve());
       });
       this.logger.info({ port: (server.address() as AddressInfo).port }, 'tunnel port reserved');
+
+      // The host key lives in state; agents pin its fingerprint from their Edge key.
+      await this.broker.waitForServices(['state']);
+      const { value: hostKey } = await call(this.broker, 'state.getSecret', { name: 'tunnelPrivateKey' });
+      const broker = this.broker;
+      const broadcast = (name: string, payload: object) => {
+        broker.broadcast(name, payload).catch((err: Error) => log.warn({ err: err.message, event: name }, 'tunnel: event not delivered'));
+      };
+      chisel = new ChiselServer({
+        hostKey,
+        registry,
+        hooks: {
+          log,
+          onActivity: (entry) => { entry.lastActivity = Date.now(); },
+          onListening: (entry) => {
+            entry.lastActivity = Date.now();
+            const event: TunnelOpenedEvent = { id: entry.id, port: entry.port };
+            broadcast(TunnelEvents.opened, event);
+          },
+          onEnded: (entry, session, wasListening) => {
+            if (entry.session === session) entry.session = undefined;
+            // A closeTunnel already removed the entry and reports the close itself.
+            if (!wasListening || !registry.isCurrent(entry)) return;
+            log.info({ id: entry.id, port: entry.port }, 'tunnel: agent session ended');
+            const event: TunnelClosedEvent = { id: entry.id, port: entry.port, reason: 'dropped' };
+            broadcast(TunnelEvents.closed, event);
+          },
+        },
+      });
+      this.logger.info('tunnel server ready (chisel-v3)');
     },
     async stopped() {
+      await chisel?.close();
+      await Promise.all(registry.all().map((e) => e.session?.close()));
       if (server) await new Promise<void>((r) => server!.close(() => r()));
+      chisel = undefined;
     },
   };
 }

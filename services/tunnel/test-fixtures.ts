@@ -1,0 +1,132 @@
+import crypto from 'node:crypto';
+import http from 'node:http';
+import net from 'node:net';
+import type { AddressInfo } from 'node:net';
+import { Readable } from 'node:stream';
+
+/**
+ * Test fixtures for the tunnel: real upstreams an agent forwards to, and plain clients that reach
+ * them through the server's reverse listener. No mocks: every byte crosses real sockets.
+ */
+
+/** A listening server and how to stop it. */
+export interface Upstream { port: number; close(): Promise<void> }
+
+const CHUNK = crypto.randomBytes(64 * 1024);
+
+/** Deterministic bytes: `total` bytes of a fixed random 64 KiB block, streamed. */
+export function patternStream(total: number): Readable {
+  let sent = 0;
+  return new Readable({
+    read() {
+      if (sent >= total) return void this.push(null);
+      const n = Math.min(CHUNK.length, total - sent);
+      sent += n;
+      this.push(n === CHUNK.length ? CHUNK : CHUNK.subarray(0, n));
+    },
+  });
+}
+
+/** SHA-256 of what `patternStream(total)` yields. */
+export function patternDigest(total: number): string {
+  const h = crypto.createHash('sha256');
+  for (let sent = 0; sent < total; sent += CHUNK.length) h.update(CHUNK.subarray(0, Math.min(CHUNK.length, total - sent)));
+  return h.digest('hex');
+}
+
+function listen(server: net.Server): Promise<Upstream> {
+  return new Promise((resolve) => server.listen(0, '127.0.0.1', () => resolve({
+    port: (server.address() as AddressInfo).port,
+    close: () => new Promise<void>((r) => { (server as http.Server).closeAllConnections?.(); server.close(() => r()); }),
+  })));
+}
+
+/**
+ * HTTP upstream: `GET /hello`, `POST /echo` (streams the body back), `GET /blob?bytes=N` (N pattern
+ * bytes) and `POST /sink` (answers `{bytes, sha256}` of the body).
+ */
+export function startHttpUpstream(): Promise<Upstream> {
+  const server = http.createServer((req, res) => {
+    const url = new URL(req.url ?? '/', 'http://upstream');
+    if (url.pathname === '/hello') return void res.end('hello from upstream');
+    if (url.pathname === '/echo') return void req.pipe(res);
+    if (url.pathname === '/blob') {
+      const total = Number(url.searchParams.get('bytes'));
+      res.writeHead(200, { 'content-length': String(total) });
+      return void patternStream(total).pipe(res);
+    }
+    if (url.pathname === '/sink') {
+      const h = crypto.createHash('sha256');
+      let bytes = 0;
+      req.on('data', (b: Buffer) => { bytes += b.length; h.update(b); });
+      req.on('end', () => res.end(JSON.stringify({ bytes, sha256: h.digest('hex') })));
+      return;
+    }
+    res.writeHead(404).end();
+  });
+  return listen(server);
+}
+
+/**
+ * Raw TCP upstream that reads until the client's FIN, then answers `got <n> bytes` and closes:
+ * it only works through a tunnel that carries half-close.
+ */
+export function startHalfCloseUpstream(): Promise<Upstream> {
+  const server = net.createServer({ allowHalfOpen: true }, (socket) => {
+    let n = 0;
+    socket.on('data', (b: Buffer) => { n += b.length; });
+    socket.on('end', () => socket.end(`got ${n} bytes`));
+    socket.on('error', () => socket.destroy());
+  });
+  return listen(server);
+}
+
+/** One HTTP request to 127.0.0.1:`port` without connection reuse; the body is streamed. */
+export function request(port: number, method: string, path: string, body?: Readable | Buffer): Promise<{ status: number; body: Buffer }> {
+  return new Promise((resolve, reject) => {
+    const req = http.request({ host: '127.0.0.1', port, method, path, agent: false, timeout: 30_000 }, (res) => {
+      const parts: Buffer[] = [];
+      res.on('data', (b: Buffer) => parts.push(b));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(parts) }));
+      res.on('error', reject);
+    });
+    req.on('error', reject);
+    req.on('timeout', () => req.destroy(new Error('request timed out')));
+    if (Buffer.isBuffer(body)) req.end(body);
+    else if (body) body.pipe(req);
+    else req.end();
+  });
+}
+
+/** Streams a response through and returns only its size and digest (for big transfers). */
+export function download(port: number, path: string): Promise<{ bytes: number; sha256: string }> {
+  return new Promise((resolve, reject) => {
+    http.get({ host: '127.0.0.1', port, path, agent: false }, (res) => {
+      const h = crypto.createHash('sha256');
+      let bytes = 0;
+      res.on('data', (b: Buffer) => { bytes += b.length; h.update(b); });
+      res.on('end', () => resolve({ bytes, sha256: h.digest('hex') }));
+      res.on('error', reject);
+    }).on('error', reject);
+  });
+}
+
+/** Sends `payload`, shuts down writing, and collects everything until the server closes. */
+export function halfCloseExchange(port: number, payload: Buffer): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const socket = net.connect({ host: '127.0.0.1', port, allowHalfOpen: true }, () => socket.end(payload));
+    const parts: Buffer[] = [];
+    socket.on('data', (b: Buffer) => parts.push(b));
+    socket.on('end', () => resolve(Buffer.concat(parts).toString()));
+    socket.on('error', reject);
+  });
+}
+
+/** Resolves true when `port` on 127.0.0.1 refuses connections. */
+export function isRefused(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = net.connect({ host: '127.0.0.1', port });
+    s.once('connect', () => { s.destroy(); resolve(false); });
+    s.once('error', () => resolve(true));
+  });
+}

@@ -1,0 +1,14 @@
+/**
+ * chisel-compatible reverse tunnel pieces shared by the tunnel server (services/tunnel) and the
+ * agent's client (agent/tunnel): wire names and formats, fingerprints, the WebSocket transport,
+ * the socket/channel pipe and the few ssh2 extensions chisel needs. See PROTOCOL.md.
+ */
+export * from './protocol';
+export * from './fingerprint';
+export * from './contracts';
+export { WebSocketDuplex, type WebSocketDuplexOptions } from './ws-duplex';
+export { pipeSocketChannel, type PipeResult, type OnBytes } from './pipe';
+export {
+  acceptChannels, handleGlobalRequests, openChannel, restoreRemoteIdentOnHeader, sendGlobalRequest, setRemoteIdent, socketOf,
+  OPEN_FAILURE, type GlobalReply, type IncomingChannel, type SshChannel,
+} from './ssh2-internals';
