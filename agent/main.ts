@@ -1,7 +1,10 @@
 import pino from 'pino';
 import { AgentConfigError, loadAgentConfig } from './config';
 import { DockerUnreachableError, pingDocker } from './docker';
+import { startAgentApi } from './api-server';
 import { Poller } from './poller';
+import { createSignatureVerifier } from './signature-check';
+import { TunnelManager } from './tunnel-manager';
 
 /**
  * The edge agent (`npm run agent`, or `node dist/agent/main.js` in an image): validates its
@@ -30,14 +33,24 @@ async function main(): Promise<void> {
     }
     throw err;
   }
-  const poller = new Poller(config, log, (reply) => {
-    log.debug({ status: reply.status, checkin: reply.checkin }, 'checked in');
+  // The API the server reaches through the tunnel: signed requests only, streamed to the engine.
+  let tunnels: TunnelManager | undefined;
+  const api = await startAgentApi({
+    dockerHost: config.dockerHost, agentVersion: config.agentVersion,
+    verify: createSignatureVerifier({ secret: process.env.AGENT_SECRET || undefined }),
+    onActivity: () => tunnels?.touch(),
+    onSession: (d) => tunnels?.session(d),
   });
+  const poller: Poller = new Poller(config, log, async (reply) => {
+    log.debug({ status: reply.status, checkin: reply.checkin }, 'checked in');
+    await tunnels!.onReply(reply);
+  });
+  tunnels = new TunnelManager(config, api.port, log, () => setTimeout(() => poller.pollNow(), 250));
   poller.start();
-  log.info({ api: config.key.apiUrl }, 'polling');
+  log.info({ api: config.key.apiUrl, agentApiPort: api.port }, 'polling');
   const stop = () => {
     poller.stop();
-    process.exit(0);
+    void Promise.all([tunnels!.stop(), api.close()]).finally(() => process.exit(0));
   };
   process.on('SIGINT', stop);
   process.on('SIGTERM', stop);

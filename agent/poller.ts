@@ -54,6 +54,13 @@ export class Poller {
     void this.tick();
   }
 
+  /** Checks in now instead of at the next tick (e.g. right after the tunnel dropped). */
+  pollNow(): void {
+    if (!this.running) return;
+    clearTimeout(this.timer);
+    void this.tick();
+  }
+
   stop(): void {
     this.running = false;
     clearTimeout(this.timer);

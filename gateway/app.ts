@@ -13,6 +13,7 @@ import groupRoutes from './routes/endpoint-groups';
 import tagRoutes from './routes/tags';
 import settingsRoutes from './routes/settings';
 import systemRoutes from './routes/system';
+import dockerRoutes from './routes/docker';
 import edgeRoutes from './routes/edge';
 
 declare module 'fastify' {
@@ -35,7 +36,7 @@ function routeEntry(route: RouteOptions, method: string): RouteEntry {
 }
 
 /** Every route area, each its own encapsulated plugin under `/api`. */
-export const ROUTE_AREAS = [authRoutes, userRoutes, environmentRoutes, groupRoutes, tagRoutes, settingsRoutes, systemRoutes, edgeRoutes];
+export const ROUTE_AREAS = [authRoutes, userRoutes, environmentRoutes, groupRoutes, tagRoutes, settingsRoutes, systemRoutes, dockerRoutes, edgeRoutes];
 
 /**
  * The gateway as a plugin (fastify/demo's shape), independent of how it is served:

@@ -9,6 +9,7 @@ import {
 } from '../../shared/tunnel';
 import { ChiselServer } from './chisel-server';
 import { TunnelRegistry } from './registry';
+import { TunnelDemand } from './demand';
 import type { Log } from './session';
 
 /**
@@ -23,6 +24,8 @@ export function tunnelService(config: Config): ServiceSchema {
   let server: http.Server | undefined;
   let chisel: ChiselServer | undefined;
   const registry = new TunnelRegistry();
+  let demand: TunnelDemand | undefined;
+  let reaper: NodeJS.Timeout | undefined;
 
   return {
     name: 'tunnel',
@@ -49,6 +52,14 @@ export function tunnelService(config: Config): ServiceSchema {
           const event: TunnelClosedEvent = { id: entry.id, port: entry.port, reason: 'closed' };
           await ctx.broadcast(TunnelEvents.closed, event);
           return { closed: true };
+        },
+      },
+      /** Opens (or reuses) the environment's tunnel; resolves once the agent's end is connected. */
+      ensureTunnel: {
+        params: TunnelIdParams,
+        handler: (ctx: Context<TunnelIdParams>) => {
+          if (!demand) throw new Error('tunnel service is starting');
+          return demand.ensure(ctx.params.id);
         },
       },
       /** Whether the agent is connected, the port, and the last activity. */
@@ -93,6 +104,7 @@ export function tunnelService(config: Config): ServiceSchema {
           onActivity: (entry) => { entry.lastActivity = Date.now(); },
           onListening: (entry) => {
             entry.lastActivity = Date.now();
+            demand?.listening(entry.id);
             const event: TunnelOpenedEvent = { id: entry.id, port: entry.port };
             broadcast(TunnelEvents.opened, event);
           },
@@ -101,14 +113,19 @@ export function tunnelService(config: Config): ServiceSchema {
             // A closeTunnel already removed the entry and reports the close itself.
             if (!wasListening || !registry.isCurrent(entry)) return;
             log.info({ id: entry.id, port: entry.port }, 'tunnel: agent session ended');
+            demand?.dropped(entry.id);
             const event: TunnelClosedEvent = { id: entry.id, port: entry.port, reason: 'dropped' };
             broadcast(TunnelEvents.closed, event);
           },
         },
       });
+      demand = new TunnelDemand(registry, broker, log, config.tunnelIdleMs);
+      reaper = setInterval(() => void demand!.reap().catch((err) => log.warn({ err: (err as Error).message }, 'tunnel: reaping failed')), 10_000);
+      reaper.unref();
       this.logger.info('tunnel server ready (chisel-v3)');
     },
     async stopped() {
+      clearInterval(reaper);
       await chisel?.close();
       await Promise.all(registry.all().map((e) => e.session?.close()));
       if (server) await new Promise<void>((r) => server!.close(() => r()));

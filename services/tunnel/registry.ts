@@ -104,6 +104,12 @@ export class TunnelRegistry {
     return entry;
   }
 
+  /** Marks the tunnel in use now (a Docker call, or an open interactive session). */
+  touch(id: number): void {
+    const entry = this.byId.get(id);
+    if (entry) entry.lastActivity = Date.now();
+  }
+
   /** Public view for `tunnel.status`. */
   status(id: number): TunnelStatusInfo {
     const entry = this.byId.get(id);

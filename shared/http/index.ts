@@ -1,1 +1,1 @@
-export { proxyRequest, proxyUpgrade, type ProxyTarget } from './proxy';
+export { proxyRequest, proxyUpgrade, type ProxyOptions, type ProxyTarget } from './proxy';

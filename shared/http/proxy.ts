@@ -4,15 +4,23 @@ import type { Duplex } from 'node:stream';
 /** Where a proxied request goes: a Unix socket (the Docker engine) or host:port (a tunnel). */
 export type ProxyTarget = { socketPath: string } | { host: string; port: number };
 
+/** How to rewrite a proxied request: its path, headers to set, and (lower-case) headers to drop. */
+export interface ProxyOptions {
+  path?: string;
+  headers?: Record<string, string>;
+  omit?: readonly string[];
+}
+
 /** Hop-by-hop headers that must not be forwarded (RFC 9110 §7.6.1), except on upgrades. */
 const HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'proxy-authenticate', 'proxy-authorization', 'te', 'trailer', 'transfer-encoding', 'upgrade']);
 
-function forwardHeaders(raw: string[], extra: Record<string, string>, keepUpgrade: boolean): Record<string, string | string[]> {
+function forwardHeaders(raw: string[], extra: Record<string, string>, keepUpgrade: boolean, omit: readonly string[] = []): Record<string, string | string[]> {
   const out: Record<string, string | string[]> = {};
+  const extraNames = new Set(Object.keys(extra).map((k) => k.toLowerCase()));
   for (let i = 0; i < raw.length; i += 2) {
     const name = raw[i].toLowerCase();
     if (!keepUpgrade && HOP.has(name)) continue;
-    if (name in extra) continue;
+    if (extraNames.has(name) || omit.includes(name)) continue;
     const prev = out[raw[i]];
     out[raw[i]] = prev === undefined ? raw[i + 1] : ([] as string[]).concat(prev, raw[i + 1]);
   }
@@ -27,10 +35,10 @@ function forwardHeaders(raw: string[], extra: Record<string, string>, keepUpgrad
  * `Upgrade: tcp` on POST) are not WebSocket upgrades, which is all http-proxy and its forks
  * proxy; keeping both paths in one small module keeps their header handling identical.
  */
-export function proxyRequest(req: http.IncomingMessage, res: http.ServerResponse, target: ProxyTarget, opts: { path?: string; headers?: Record<string, string>; onError?: (err: Error) => void } = {}): void {
+export function proxyRequest(req: http.IncomingMessage, res: http.ServerResponse, target: ProxyTarget, opts: ProxyOptions & { onError?: (err: Error) => void } = {}): void {
   const upstream = http.request({
     ...target, method: req.method, path: opts.path ?? req.url,
-    headers: forwardHeaders(req.rawHeaders, opts.headers ?? {}, false),
+    headers: forwardHeaders(req.rawHeaders, opts.headers ?? {}, false, opts.omit),
   }, (up) => {
     res.writeHead(up.statusCode ?? 502, up.statusMessage, forwardHeaders(up.rawHeaders, {}, false));
     // Streamed answers (logs -f, events) must reach the client chunk by chunk.
@@ -53,10 +61,10 @@ export function proxyRequest(req: http.IncomingMessage, res: http.ServerResponse
  * bytes both ways until either side closes. `onOpen`/`onClose` let callers keep a tunnel alive
  * for as long as an interactive session lasts.
  */
-export function proxyUpgrade(req: http.IncomingMessage, socket: Duplex, head: Buffer, target: ProxyTarget, opts: { path?: string; headers?: Record<string, string>; onOpen?: () => void; onClose?: () => void } = {}): void {
+export function proxyUpgrade(req: http.IncomingMessage, socket: Duplex, head: Buffer, target: ProxyTarget, opts: ProxyOptions & { onOpen?: () => void; onClose?: () => void } = {}): void {
   const upstream = http.request({
     ...target, method: req.method, path: opts.path ?? req.url,
-    headers: forwardHeaders(req.rawHeaders, opts.headers ?? {}, true),
+    headers: forwardHeaders(req.rawHeaders, opts.headers ?? {}, true, opts.omit),
   });
   upstream.on('upgrade', (up, upSocket, upHead) => {
     const lines = [`HTTP/1.1 ${up.statusCode} ${up.statusMessage}`];

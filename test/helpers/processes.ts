@@ -28,9 +28,12 @@ export interface CapstanProcess {
   kill(signal?: NodeJS.Signals): Promise<void>;
 }
 
-/** Starts `node dist/services/main.js` with the given env (CAPSTAN_* keys), using the pinned Node. */
-export function startProcess(name: string, env: Record<string, string>): CapstanProcess {
-  const child = spawn(process.execPath, [MAIN], {
+/** The built edge agent, for tests that run a real agent process. */
+export const AGENT_MAIN = path.join(ROOT, 'dist/agent/main.js');
+
+/** Starts `node dist/services/main.js` (or `script`) with the given env, using the pinned Node. */
+export function startProcess(name: string, env: Record<string, string>, script = MAIN): CapstanProcess {
+  const child = spawn(process.execPath, [script], {
     cwd: ROOT,
     env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/tmp', CAPSTAN_LOG_LEVEL: 'info', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],

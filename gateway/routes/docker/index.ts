@@ -1,0 +1,64 @@
+import type { IncomingMessage } from 'node:http';
+import type { Duplex } from 'node:stream';
+import type { FastifyInstance } from 'fastify';
+import { Type } from '@sinclair/typebox';
+import { call, Id } from '../../../shared/contracts';
+import { UnauthorizedError } from '../../../shared/errors';
+import { proxyRequest, proxyUpgrade } from '../../../shared/http';
+import { principalOf } from '../../plugins/auth';
+import { CALLER_ONLY_HEADERS, dockerTargetResolver } from './target';
+
+const PATH = /^\/api\/endpoints\/([0-9]{1,10})\/docker(\/[^?]*)?(\?.*)?$/;
+
+function httpError(socket: Duplex, status: number, message: string, details?: unknown) {
+  const body = JSON.stringify({ message, details });
+  socket.end(`HTTP/1.1 ${status} ${status === 401 ? 'Unauthorized' : 'Error'}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`);
+}
+
+/**
+ * `/api/endpoints/{id}/docker/**`: the Docker Engine API of an environment, through its tunnel and
+ * agent (reference 4.4). Bodies and answers stream untouched (build contexts, archives, logs,
+ * events, stats); hijacked attach/exec upgrades are taken from the server's `upgrade` event.
+ */
+export default async function dockerRoutes(fastify: FastifyInstance): Promise<void> {
+  const resolve = dockerTargetResolver(fastify.broker);
+  // Leave every body unread: it is piped to the engine as it arrives.
+  fastify.removeAllContentTypeParsers();
+  fastify.addContentTypeParser('*', (_req, _payload, done) => done(null));
+
+  fastify.route({
+    method: ['GET', 'HEAD', 'POST', 'PUT', 'DELETE'],
+    url: '/endpoints/:id/docker/*',
+    schema: {
+      // The Docker Engine API itself is documented by Docker; it is passed through untouched.
+      hide: true,
+      tags: ['docker'],
+      summary: 'Docker Engine API of the environment (proxied through its agent)',
+      params: Type.Object({ id: Id, '*': Type.String() }),
+    },
+    handler: async (request, reply) => {
+      const { id, '*': rest } = request.params as { id: number; '*': string };
+      const { target, headers } = await resolve(principalOf(request), id);
+      const query = request.raw.url!.includes('?') ? request.raw.url!.slice(request.raw.url!.indexOf('?')) : '';
+      reply.hijack();
+      proxyRequest(request.raw, reply.raw, target, { path: `/${rest}${query}`, headers, omit: CALLER_ONLY_HEADERS, onError: (err) => request.log.warn({ err: err.message, id }, 'docker proxy error') });
+    },
+  });
+
+  fastify.server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+    const m = PATH.exec(req.url ?? '');
+    if (!m) return httpError(socket, 404, 'Not found');
+    void (async () => {
+      const apiKey = [req.headers['x-api-key']].flat()[0];
+      const auth = req.headers.authorization;
+      const jwt = auth && /^Bearer\s+/i.test(auth) ? auth.replace(/^Bearer\s+/i, '') : undefined;
+      if (!apiKey && !jwt) throw new UnauthorizedError('Unauthorized', 'A valid authorisation token is missing');
+      const principal = await call(fastify.broker, 'rbac.authenticate', apiKey ? { apiKey } : { jwt });
+      const { target, headers } = await resolve(principal, Number(m[1]));
+      proxyUpgrade(req, socket, head, target, { path: `${m[2] ?? '/'}${m[3] ?? ''}`, headers, omit: CALLER_ONLY_HEADERS });
+    })().catch((err) => {
+      const status = typeof err?.code === 'number' && err.code >= 400 && err.code < 600 ? err.code : 502;
+      httpError(socket, status, status >= 500 && !err?.type ? 'The environment did not answer' : err.message, err?.data);
+    });
+  });
+}

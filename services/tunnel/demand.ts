@@ -1,0 +1,95 @@
+import type { ServiceBroker } from 'moleculer';
+import { call } from '../../shared/contracts';
+import { AppError } from '../../shared/errors';
+import type { TunnelRegistry } from './registry';
+import type { Log } from './session';
+
+/** A tunnel used within this window is re-offered at once when its session drops. */
+const RECENT_USE_MS = 30_000;
+
+/** The agent did not connect its tunnel in time: the environment is unreachable right now. */
+export class TunnelTimeoutError extends AppError {
+  constructor(id: number, waitedMs: number) {
+    super('The environment did not open its tunnel in time; its agent may be offline', 504, 'TUNNEL_TIMEOUT', { id, waitedMs }, { retryable: true });
+  }
+}
+
+/**
+ * When tunnels are wanted. A Docker call asks for one (`ensure`): the registry issues one-time
+ * credentials, polling answers REQUIRED with them, and the call resolves once the agent's reverse
+ * listener is up. A tunnel that drops while still in use is offered again at once with fresh
+ * credentials; one idle for `idleMs` is closed and polling goes back to IDLE.
+ */
+export class TunnelDemand {
+  private readonly waiters = new Map<number, Set<() => void>>();
+  // Grows across restarts too, so polling never takes a newer order for an older one.
+  private version = Date.now() * 1000;
+
+  constructor(private readonly registry: TunnelRegistry, private readonly broker: ServiceBroker, private readonly log: Log, private readonly idleMs: number) {}
+
+  async ensure(id: number): Promise<{ host: string; port: number }> {
+    const status = this.registry.status(id);
+    if (status.open) {
+      this.registry.touch(id);
+      return { host: '127.0.0.1', port: status.port };
+    }
+    const opened = this.waitOpen(id);
+    const { port } = await this.require(id);
+    // Portainer waits up to twice the check-in interval for the agent to see REQUIRED.
+    const hb = await call(this.broker, 'polling.heartbeats', { ids: [id] }, { timeout: 2000 }).catch(() => undefined);
+    const waitMs = 2 * (hb?.items[0]?.checkinInterval || 5) * 1000 + 5000;
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      await Promise.race([opened.promise, new Promise((_, reject) => (timer = setTimeout(() => reject(new TunnelTimeoutError(id, waitMs)), waitMs)))]);
+    } finally {
+      clearTimeout(timer);
+      opened.cancel();
+    }
+    return { host: '127.0.0.1', port };
+  }
+
+  /** The agent's listener is up: wake every call waiting for this environment. */
+  listening(id: number): void {
+    for (const wake of this.waiters.get(id) ?? []) wake();
+    this.waiters.delete(id);
+  }
+
+  /**
+   * The agent's session ended on its own: offer the tunnel again if it was in use moments ago. An
+   * agent closing an idle tunnel (its EDGE_INACTIVITY_TIMEOUT) saw no use for longer than that.
+   */
+  dropped(id: number): void {
+    const st = this.registry.status(id);
+    if (st.port && Date.now() - st.lastActivity < Math.min(this.idleMs, RECENT_USE_MS)) {
+      this.require(id).catch((err) => this.log.warn({ id, err: (err as Error).message }, 'tunnel: could not re-offer a dropped tunnel'));
+    }
+  }
+
+  /** Closes tunnels idle for longer than `idleMs` and tells their agents to stand down. */
+  async reap(): Promise<number> {
+    const cutoff = Date.now() - this.idleMs;
+    let closed = 0;
+    for (const entry of this.registry.all()) {
+      if (entry.lastActivity >= cutoff) continue;
+      await call(this.broker, 'tunnel.closeTunnel', { id: entry.id }).catch(() => undefined);
+      await call(this.broker, 'polling.setTunnel', { id: entry.id, status: 'IDLE', version: ++this.version }).catch(() => undefined);
+      closed++;
+    }
+    return closed;
+  }
+
+  private async require(id: number): Promise<{ port: number }> {
+    const { port, credentials } = await this.registry.open(id);
+    await call(this.broker, 'polling.setTunnel', { id, status: 'REQUIRED', port, credentials, version: ++this.version });
+    return { port };
+  }
+
+  private waitOpen(id: number): { promise: Promise<void>; cancel(): void } {
+    let wake!: () => void;
+    const promise = new Promise<void>((resolve) => (wake = resolve));
+    const set = this.waiters.get(id) ?? new Set();
+    set.add(wake);
+    this.waiters.set(id, set);
+    return { promise, cancel: () => set.delete(wake) };
+  }
+}
