@@ -34,23 +34,25 @@ async function main(): Promise<void> {
     throw err;
   }
   // The API the server reaches through the tunnel: signed requests only, streamed to the engine.
-  let tunnels: TunnelManager | undefined;
+  // The API server starts first (the tunnel targets its port); its hooks reach the manager made next.
+  const late: { tunnels?: TunnelManager } = {};
   const api = await startAgentApi({
     dockerHost: config.dockerHost, agentVersion: config.agentVersion,
     verify: createSignatureVerifier({ secret: process.env.AGENT_SECRET || undefined }),
-    onActivity: () => tunnels?.touch(),
-    onSession: (d) => tunnels?.session(d),
+    onActivity: () => late.tunnels?.touch(),
+    onSession: (d) => late.tunnels?.session(d),
   });
   const poller: Poller = new Poller(config, log, async (reply) => {
     log.debug({ status: reply.status, checkin: reply.checkin }, 'checked in');
-    await tunnels!.onReply(reply);
+    await tunnels.onReply(reply);
   });
-  tunnels = new TunnelManager(config, api.port, log, () => setTimeout(() => poller.pollNow(), 250));
+  const tunnels = new TunnelManager(config, api.port, log, () => setTimeout(() => poller.pollNow(), 250));
+  late.tunnels = tunnels;
   poller.start();
   log.info({ api: config.key.apiUrl, agentApiPort: api.port }, 'polling');
   const stop = () => {
     poller.stop();
-    void Promise.all([tunnels!.stop(), api.close()]).finally(() => process.exit(0));
+    void Promise.all([tunnels.stop(), api.close()]).finally(() => process.exit(0));
   };
   process.on('SIGINT', stop);
   process.on('SIGTERM', stop);
