@@ -66,7 +66,9 @@ export function proxyUpgrade(req: http.IncomingMessage, socket: Duplex, head: Bu
     ...target, method: req.method, path: opts.path ?? req.url,
     headers: forwardHeaders(req.rawHeaders, opts.headers ?? {}, true, opts.omit),
   });
+  let pendingForUpstream: Buffer = Buffer.alloc(0);
   upstream.on('upgrade', (up, upSocket, upHead) => {
+    if (pendingForUpstream.length) upSocket.write(pendingForUpstream);
     const lines = [`HTTP/1.1 ${up.statusCode} ${up.statusMessage}`];
     for (let i = 0; i < up.rawHeaders.length; i += 2) lines.push(`${up.rawHeaders[i]}: ${up.rawHeaders[i + 1]}`);
     socket.write(`${lines.join('\r\n')}\r\n\r\n`);
@@ -80,6 +82,10 @@ export function proxyUpgrade(req: http.IncomingMessage, socket: Duplex, head: Bu
       upSocket.destroy();
       opts.onClose?.();
     };
+    // Docker's CLI half-closes its side when stdin ends (exec without -i does at once); the output
+    // must keep flowing back, so neither socket may end itself when its peer stops writing.
+    (socket as Duplex & { allowHalfOpen: boolean }).allowHalfOpen = true;
+    (upSocket as Duplex & { allowHalfOpen: boolean }).allowHalfOpen = true;
     upSocket.on('error', close).on('close', close);
     socket.on('error', close).on('close', close);
     upSocket.pipe(socket);
@@ -101,7 +107,31 @@ export function proxyUpgrade(req: http.IncomingMessage, socket: Duplex, head: Bu
     socket.end(`HTTP/1.1 502 Bad Gateway\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`);
   });
   socket.on('error', () => upstream.destroy());
-  // Node hands everything after the request head to `head`: for Docker's hijack that is the JSON
-  // body (exec start options), sent before the client waits for 101.
-  upstream.end(head);
+  // Node hands what follows the request head to `head`; Docker's hijack requests carry a JSON body
+  // (exec start options) that may arrive in later packets. Send exactly Content-Length bytes.
+  void readUpgradeBody(socket, head, Number(req.headers['content-length'] ?? 0)).then(({ body, rest }) => {
+    upstream.end(body);
+    pendingForUpstream = rest;
+  }, () => upstream.destroy());
+}
+
+/** Reads `length` body bytes of an upgrade request: from `head`, then from the socket if needed. */
+function readUpgradeBody(socket: Duplex, head: Buffer, length: number): Promise<{ body: Buffer; rest: Buffer }> {
+  // Without a body, everything already read belongs to the upgraded stream.
+  if (!(length > 0)) return Promise.resolve({ body: Buffer.alloc(0), rest: head });
+  if (head.length >= length) return Promise.resolve({ body: head.subarray(0, length), rest: head.subarray(length) });
+  return new Promise((resolve, reject) => {
+    const chunks = [head];
+    let have = head.length;
+    const onData = (c: Buffer) => {
+      chunks.push(c);
+      have += c.length;
+      if (have < length) return;
+      socket.off('data', onData).off('error', reject);
+      socket.pause();
+      const all = Buffer.concat(chunks);
+      resolve({ body: all.subarray(0, length), rest: all.subarray(length) });
+    };
+    socket.on('data', onData).once('error', reject);
+  });
 }

@@ -9,6 +9,7 @@ import { startTestNode, type TestNode } from '../helpers/node';
 import { AGENT_MAIN, freePort, startProcess, waitFor, type CapstanProcess } from '../helpers/processes';
 
 const run = promisify(execFile);
+const IMAGE = process.env.CAPSTAN_TEST_IMAGE || 'capstan-test/busybox:latest';
 const withDocker = process.env.CAPSTAN_TEST_NO_DOCKER === '1' ? describe.skip : describe;
 jest.setTimeout(180_000);
 
@@ -65,5 +66,53 @@ withDocker('Docker API of an edge host through Capstan', () => {
     const res = await api(n.url, 'GET', `/api/endpoints/${envId}/docker/containers/json`);
     expect(res.status).toBe(401);
     expect(res.text).not.toContain('edge-host');
+  });
+
+  it('works with the real Docker CLI pointed at the gateway (API key in HttpHeaders, verified TLS)', async () => {
+    const ca = path.join(n.config.dataDir, 'certs', 'cert.pem');
+    const host = `tcp://127.0.0.1:${n.node.gateway!.port}/api/endpoints/${envId}/docker`;
+    const args = ['--config', dockerConfig, '--tlsverify', '--tlscacert', ca, '-H', host];
+    const docker = (...a: string[]) => run('docker', [...args, ...a], { timeout: 90_000, env: { ...process.env, DOCKER_BUILDKIT: '0' } });
+    const name = `capstan-e2e-${process.pid}`;
+    const vol = `capstan-e2e-vol-${process.pid}`;
+    const work = fs.mkdtempSync(path.join(os.tmpdir(), 'capstan-cli-'));
+    const since = Math.floor(Date.now() / 1000) - 1;
+    try {
+      const ran = await docker('run', '-d', '--name', name, '--network', 'none', IMAGE, 'sh', '-c', 'echo hello-from-capstan; sleep 120');
+      expect(ran.stdout.trim()).toMatch(/^[0-9a-f]{64}$/);
+      expect((await docker('ps', '-a', '--format', '{{.Names}}')).stdout).toContain(name);
+      await waitFor(async () => (await docker('logs', name)).stdout.includes('hello-from-capstan'), 10_000, 'the container log');
+      // logs -f streams: the first line arrives while the container still runs.
+      const follow = await run('timeout', ['3', 'docker', ...args, 'logs', '-f', name]).catch((e: { stdout: string }) => e);
+      expect(follow.stdout).toContain('hello-from-capstan');
+      expect((await docker('exec', name, 'sh', '-c', 'echo $((6*7))')).stdout.trim()).toBe('42');
+      // exec -it under a real pty (util-linux `script` provides it).
+      const tty = await run('script', ['-qec', ['docker', ...args, 'exec', '-it', name, 'sh', '-c', "tty; echo tty-$((1+1))"].map((x) => `'${x}'`).join(' '), '/dev/null'], { timeout: 60_000 });
+      expect(tty.stdout).toMatch(/\/dev\/pts\/[0-9]+/);
+      expect(tty.stdout).toContain('tty-2');
+      fs.writeFileSync(path.join(work, 'in.txt'), 'copied-in');
+      await docker('cp', path.join(work, 'in.txt'), `${name}:/tmp/in.txt`);
+      await docker('cp', `${name}:/tmp/in.txt`, path.join(work, 'out.txt'));
+      expect(fs.readFileSync(path.join(work, 'out.txt'), 'utf8')).toBe('copied-in');
+      expect((await docker('stats', '--no-stream', '--format', '{{.Name}}', name)).stdout.trim()).toBe(name);
+      expect((await docker('images', '--format', '{{.Repository}}')).stdout).toContain('capstan-test/busybox');
+      expect((await docker('network', 'ls', '--format', '{{.Name}}')).stdout).toContain('none');
+      await docker('volume', 'create', vol);
+      expect((await docker('volume', 'ls', '-q')).stdout).toContain(vol);
+      await docker('volume', 'rm', vol);
+      fs.mkdirSync(path.join(work, 'ctx'));
+      fs.writeFileSync(path.join(work, 'ctx', 'Dockerfile'), `FROM ${IMAGE}\nRUN echo built > /built.txt\n`);
+      const built = await docker('build', '-q', '-t', `capstan-test/built-${process.pid}`, path.join(work, 'ctx'));
+      expect(built.stdout.trim()).toMatch(/^sha256:[0-9a-f]{64}$/);
+      await docker('stop', '-t', '1', name);
+      const events = await docker('events', '--since', String(since), '--until', String(Math.floor(Date.now() / 1000) + 1), '--filter', `container=${name}`, '--format', '{{.Action}}');
+      expect(events.stdout).toMatch(/start/);
+      await docker('rm', name);
+      expect((await docker('ps', '-a', '--format', '{{.Names}}')).stdout).not.toContain(name);
+    } finally {
+      await docker('rm', '-f', name).catch(() => undefined);
+      await docker('rmi', '-f', `capstan-test/built-${process.pid}`).catch(() => undefined);
+      fs.rmSync(work, { recursive: true, force: true });
+    }
   });
 });
