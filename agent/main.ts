@@ -52,6 +52,8 @@ async function main(): Promise<void> {
   log.info({ api: config.key.apiUrl, agentApiPort: api.port }, 'polling');
   const stop = () => {
     poller.stop();
+    // A tunnel whose server is gone may never finish closing: never let that hold the process.
+    setTimeout(() => process.exit(0), 5000).unref();
     void Promise.all([tunnels.stop(), api.close()]).finally(() => process.exit(0));
   };
   process.on('SIGINT', stop);
