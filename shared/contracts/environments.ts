@@ -9,6 +9,13 @@ export const EnvironmentType = {
 export const CreationType = { DockerApi: 1, Agent: 2, Azure: 3, EdgeAgent: 4, LocalKubernetes: 5 } as const;
 export const EnvironmentStatus = { Up: 1, Down: 2 } as const;
 
+/** Edge agent environments (Docker or Kubernetes): the ones that check in. */
+export const isEdgeType = (type: number): boolean => type === EnvironmentType.EdgeAgentOnDocker || type === EnvironmentType.EdgeAgentOnKubernetes;
+
+/** Portainer's "online" rule (reference 1.15): a check-in within 2 × interval + 20 s of `nowS`. */
+export const isOnline = (lastCheckInS: number, intervalS: number, nowS: number): boolean =>
+  lastCheckInS > 0 && nowS - lastCheckInS <= 2 * intervalS + 20;
+
 /** No control characters: names end up in logs, headers and UIs. */
 const Name = Type.String({ minLength: 1, maxLength: 200, pattern: '^[^\\u0000-\\u001f\\u007f]+$' });
 const CheckinInterval = Type.Integer({ minimum: 0, maximum: 86400 });

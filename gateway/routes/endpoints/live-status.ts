@@ -1,13 +1,12 @@
 import type { ServiceBroker } from 'moleculer';
-import { call, EnvironmentStatus, EnvironmentType, type Environment, type Heartbeat } from '../../../shared/contracts';
+import { call, EnvironmentStatus, isEdgeType, isOnline, type Environment, type Heartbeat } from '../../../shared/contracts';
 
 /** A list must not wait long for live heartbeats: without them it shows the stored ones. */
 const HEARTBEATS_TIMEOUT_MS = 1000;
 /** The most ids `polling.heartbeats` takes at once (the largest list page). */
 const HEARTBEATS_PER_CALL = 1000;
 
-const isStandardEdge = (e: Environment) =>
-  (e.Type === EnvironmentType.EdgeAgentOnDocker || e.Type === EnvironmentType.EdgeAgentOnKubernetes) && !e.Edge.AsyncMode;
+const isStandardEdge = (e: Environment) => isEdgeType(e.Type) && !e.Edge.AsyncMode;
 
 /**
  * Merges polling's live heartbeats into environments read from state, whose stored
@@ -35,7 +34,7 @@ export async function withLiveHeartbeats(broker: ServiceBroker, envs: Environmen
     const h = byId.get(e.Id);
     if (!h || h.lastCheckIn <= e.LastCheckInDate) continue;
     e.LastCheckInDate = h.lastCheckIn;
-    e.Heartbeat = now - h.lastCheckIn <= 2 * h.checkinInterval + 20;
+    e.Heartbeat = isOnline(h.lastCheckIn, h.checkinInterval, now);
     e.Status = e.Heartbeat ? EnvironmentStatus.Up : EnvironmentStatus.Down;
   }
   return envs;

@@ -1,5 +1,5 @@
 import {
-  CreationType, EnvironmentStatus, EnvironmentType, parseIdList,
+  CreationType, EnvironmentStatus, EnvironmentType, isEdgeType, isOnline, parseIdList,
   type Environment, type EnvironmentCreate, type EnvironmentPage, type EnvironmentQuery, type EnvironmentUpdate, type Group, type Settings, type Tag,
 } from '../../../shared/contracts';
 import { BadRequestError, ConflictError, NotFoundError } from '../../../shared/errors';
@@ -7,14 +7,14 @@ import { encodeEdgeKey } from '../../../shared/crypto';
 import { RESERVED } from '../repository';
 import { lower, now, settingsOf, type Leading } from './context';
 
-const isEdge = (e: Environment) => e.Type === EnvironmentType.EdgeAgentOnDocker || e.Type === EnvironmentType.EdgeAgentOnKubernetes;
+const isEdge = (e: Environment) => isEdgeType(e.Type);
 
-/** Portainer's "online" rule: last check-in within 2 × interval + 20 s (reference 1.15). */
+/** Whether an Edge environment is online by its effective interval (async: the smallest timer). */
 function alive(s: Settings, e: Environment, at: number): boolean {
   const interval = e.Edge.AsyncMode
     ? Math.min(...[e.Edge.PingInterval, e.Edge.SnapshotInterval, e.Edge.CommandInterval, s.Edge.PingInterval, s.Edge.SnapshotInterval, s.Edge.CommandInterval].filter((v) => v > 0), 60)
     : e.EdgeCheckinInterval || s.EdgeAgentCheckinInterval;
-  return e.LastCheckInDate > 0 && at - e.LastCheckInDate <= 2 * interval + 20;
+  return isOnline(e.LastCheckInDate, interval, at);
 }
 
 /** Status as lists show it: for Edge environments, derived from the last check-in. */
