@@ -12,7 +12,7 @@ export interface AgentApiOptions {
   verify: RequestVerifier;
   /** Every request and every byte of a hijacked session counts as activity (inactivity timeout). */
   onActivity?: () => void;
-  /** Interactive sessions (attach, exec) keep the tunnel open while they last. */
+  /** Open requests (logs -f, events) and interactive sessions (attach, exec) keep the tunnel open while they last. */
   onSession?: (delta: 1 | -1) => void;
 }
 
@@ -44,6 +44,9 @@ export async function startAgentApi(opts: AgentApiOptions): Promise<AgentApi> {
     const why = opts.verify(req.headers);
     if (why) return deny(res, opts.agentVersion, why);
     for (const [k, v] of Object.entries(AGENT_HEADERS(opts.agentVersion))) res.setHeader(k, v);
+    // A quiet `logs -f` or `events` stream is use of the tunnel for as long as it stays open.
+    opts.onSession?.(1);
+    res.once('close', () => opts.onSession?.(-1));
     proxyRequest(req, res, target, { headers: {} });
   });
   server.on('upgrade', (req, socket, head) => {

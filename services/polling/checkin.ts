@@ -10,6 +10,8 @@ export interface CheckinDeps {
   bind(p: { id: number; edgeId: string; agentVersion: string; platform: 1 | 2 }): Promise<{ environment: EdgeEnvironment }>;
   heartbeat(id: number, at: number): void;
   now(): number;
+  /** An agent was bound to an environment that had none (its first check-in). */
+  onBound?(id: number, asyncMode: boolean): void;
 }
 
 const DENIED = 'Permission denied to access environment';
@@ -59,8 +61,12 @@ export class CheckinHandler {
     const key = `${entry.env.Id}\n${edgeId}\n${agentVersion}\n${platform}`;
     let pending = this.binding.get(key);
     if (!pending) {
+      const first = !entry.env.EdgeID;
       pending = this.deps.bind({ id: entry.env.Id, edgeId, agentVersion, platform })
-        .then(({ environment }) => void this.deps.registry.apply(environment))
+        .then(({ environment }) => {
+          this.deps.registry.apply(environment);
+          if (first && environment.EdgeID === edgeId) this.deps.onBound?.(environment.Id, environment.AsyncMode);
+        })
         .finally(() => this.binding.delete(key));
       this.binding.set(key, pending);
     }

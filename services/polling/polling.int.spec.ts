@@ -1,9 +1,13 @@
+import type { Config } from '../../shared/config';
 import { call } from '../../shared/contracts';
 import { decryptCredentials, etag } from '../../shared/protocol';
 import { api, type ApiResponse } from '../../test/helpers/http';
 import { startTestNode, tempDataDir, type TestNode } from '../../test/helpers/node';
 import { Repository } from '../state/repository';
 import { FLUSH_INTERVAL_MS, HeartbeatFlusher } from './flusher';
+
+/** No snapshots service: these agents are raw requests, and a first snapshot would ask them for a tunnel. */
+const CHECKIN_SERVICES: Config['services'] = ['gateway', 'state', 'rbac', 'polling', 'tunnel'];
 
 jest.setTimeout(90_000);
 
@@ -31,7 +35,7 @@ describe('edge check-ins', () => {
   const login = async () => (await api(n.url, 'POST', '/api/auth', { body: ADMIN })).body.jwt as string;
 
   beforeAll(async () => {
-    n = await startTestNode({ dataDir });
+    n = await startTestNode({ dataDir, services: CHECKIN_SERVICES });
     expect((await api(n.url, 'POST', '/api/users/admin/init', { body: ADMIN })).status).toBe(200);
     token = await login();
     envId = await createEdge('site-1');
@@ -155,7 +159,7 @@ describe('edge check-ins', () => {
     expect((await stored()).LastCheckInDate).toBe(listed.LastCheckInDate);
 
     await n.stop({ keepData: true });
-    n = await startTestNode({ dataDir });
+    n = await startTestNode({ dataDir, services: CHECKIN_SERVICES });
     token = await login();
     const env = (await api(n.url, 'GET', `/api/endpoints/${envId}`, { token })).body;
     expect(env.LastCheckInDate).toBe(listed.LastCheckInDate);

@@ -1,6 +1,6 @@
 import type { Context, Logger, ServiceBroker } from 'moleculer';
 import {
-  call, EdgeEvents,
+  call, EdgeEvents, SnapshotEvents,
   type EdgeEnvironment, type EnvironmentChanged, type Heartbeat, type SetTunnelParams, type SettingsChanged, type TunnelChanged,
 } from '../../shared/contracts';
 import { AppError, BadRequestError, NotFoundError } from '../../shared/errors';
@@ -43,6 +43,9 @@ export class PollingRuntime {
       bind: (p) => call(broker, 'state.bindEdgeId', p),
       heartbeat: (id, at) => this.flusher.mark(id, at),
       now: unixNow,
+      // One snapshots replica takes the first snapshot; none running is fine.
+      onBound: (id, asyncMode) => void broker.emit(SnapshotEvents.agentBound, { id, asyncMode })
+        .catch((err: Error) => log.warn({ id, err: err.message }, 'polling: agent-bound event not sent')),
     });
   }
 

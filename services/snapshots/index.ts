@@ -1,10 +1,107 @@
-import type { ServiceSchema } from 'moleculer';
+import http from 'node:http';
+import type { Context, ServiceBroker, ServiceSchema } from 'moleculer';
 import type { Config } from '../../shared/config';
+import { AgentBoundEvent, SnapshotEvents, SnapshotIdParams, call, type SnapshotSummary } from '../../shared/contracts';
+import { AppError } from '../../shared/errors';
+import { signAgentRequest } from '../../shared/protocol';
+import { MAX_PACKED_SNAPSHOT_CHARS, collectDockerSnapshot, packSnapshot, summarizeSnapshot } from '../../shared/snapshot';
+
+/** One Docker API read through the tunnel may take this long (a busy engine listing thousands of containers). */
+const REQUEST_TIMEOUT_MS = 30_000;
+
+/** The agent answered a snapshot read with an error status. */
+class AgentReadError extends AppError {
+  constructor(path: string, status: number, body: string) {
+    super(`The agent answered ${status} to ${path}`, 502, 'SNAPSHOT_READ_FAILED', { path, status, body: body.slice(0, 300) }, { retryable: true });
+  }
+}
 
 /**
- * `snapshots`: Environment snapshots, full and JSON-patch, and the summaries lists show (filled by the edge-agent issues).
- * It registers with the broker so deployments can already place it on its own process.
+ * `snapshots`: Docker snapshots of standard-mode Edge environments, taken through their tunnel
+ * with signed requests to the agent (reference 5.2): at an agent's first check-in, before the
+ * tunnel service closes an idle tunnel, and on demand (`POST /api/endpoints/{id}/snapshot`). The
+ * latest one goes to state (raw in the store, the summary on the environment). Async environments
+ * push their own snapshots instead. Concurrent requests for one environment share one snapshot.
+ *
+ * The Docker reads go to the address `tunnel.ensureTunnel` returns, so this service runs where
+ * that address is reachable (the tunnel's node, or any node when CAPSTAN_TUNNEL_HOST is set).
  */
 export function snapshotsService(_config: Config): ServiceSchema {
-  return { name: 'snapshots' };
+  const inFlight = new Map<number, Promise<SnapshotSummary>>();
+  let signingKey: Promise<string> | undefined;
+
+  return {
+    name: 'snapshots',
+    actions: {
+      take: {
+        params: SnapshotIdParams,
+        handler(ctx: Context<SnapshotIdParams>): Promise<SnapshotSummary> {
+          const { id } = ctx.params;
+          let pending = inFlight.get(id);
+          if (!pending) {
+            pending = take(this.broker, id).finally(() => inFlight.delete(id));
+            inFlight.set(id, pending);
+          }
+          return pending;
+        },
+      },
+    },
+    events: {
+      // Portainer opens a tunnel at the first check-in to take the first snapshot (reference 5.2).
+      [SnapshotEvents.agentBound]: {
+        params: AgentBoundEvent,
+        handler(ctx: Context<AgentBoundEvent>) {
+          if (ctx.params.asyncMode) return;
+          const { id } = ctx.params;
+          void call(this.broker, 'snapshots.take', { id }, { timeout: 120_000 })
+            .then((s) => this.logger.info({ id, containers: s.ContainerCount }, 'snapshots: first snapshot stored'))
+            .catch((err: Error) => this.logger.warn({ id, err: err.message }, 'snapshots: first snapshot failed'));
+        },
+      },
+    },
+  };
+
+  async function take(broker: ServiceBroker, id: number): Promise<SnapshotSummary> {
+    signingKey ??= call(broker, 'state.getSecret', { name: 'agentPrivateKey' }).then((s) => s.value).catch((err) => {
+      signingKey = undefined;
+      throw err;
+    });
+    const key = await signingKey;
+    const { host, port } = await call(broker, 'tunnel.ensureTunnel', { id }, { timeout: 120_000 });
+    const agent = new http.Agent({ keepAlive: true, maxSockets: 8 });
+    try {
+      const get = (path: string) => new Promise<unknown>((resolve, reject) => {
+        const sig = signAgentRequest(key);
+        const req = http.request({
+          host, port, path, method: 'GET', agent, timeout: REQUEST_TIMEOUT_MS,
+          headers: { 'X-PortainerAgent-Signature': sig.signature, 'X-PortainerAgent-PublicKey': sig.publicKeyHex },
+        }, (res) => {
+          const chunks: Buffer[] = [];
+          res.on('data', (c: Buffer) => chunks.push(c));
+          res.on('error', reject);
+          res.on('end', () => {
+            const body = Buffer.concat(chunks).toString('utf8');
+            if ((res.statusCode ?? 0) >= 300) return reject(new AgentReadError(path, res.statusCode ?? 0, body));
+            try {
+              resolve(JSON.parse(body));
+            } catch (err) {
+              reject(err);
+            }
+          });
+        });
+        req.on('timeout', () => req.destroy(new Error(`no answer to ${path} within ${REQUEST_TIMEOUT_MS} ms`)));
+        req.on('error', reject);
+        req.end();
+      });
+      const snapshot = await collectDockerSnapshot(get, (step, err) => broker.logger.warn({ id, step, err: err.message }, 'snapshots: part of a snapshot failed'));
+      const packed = packSnapshot(snapshot);
+      if (packed.length > MAX_PACKED_SNAPSHOT_CHARS) {
+        throw new AppError('The snapshot is too large to store', 413, 'SNAPSHOT_TOO_LARGE', { id, packedChars: packed.length, limit: MAX_PACKED_SNAPSHOT_CHARS });
+      }
+      await call(broker, 'state.putSnapshot', { id, packed });
+      return summarizeSnapshot(snapshot) as SnapshotSummary;
+    } finally {
+      agent.destroy();
+    }
+  }
 }

@@ -15,7 +15,7 @@ export interface ChiselServerOptions {
   hooks: SessionHooks;
   /** Time from the upgrade to a successful SSH login (default 15 s). */
   authTimeoutMs?: number;
-  /** WebSocket ping period; a peer that misses two is dropped (default 30 s). */
+  /** WebSocket ping period; a peer that misses two is dropped (default 10 s: a dead host is noticed within 20 s). */
   heartbeatMs?: number;
 }
 
@@ -44,7 +44,7 @@ export class ChiselServer {
       keepaliveInterval: 15_000,
       keepaliveCountMax: Number.MAX_SAFE_INTEGER,
     }, (conn) => this.onConnection(conn));
-    const period = opts.heartbeatMs ?? 30_000;
+    const period = opts.heartbeatMs ?? 10_000;
     this.heartbeat = setInterval(() => {
       for (const ws of this.wss.clients) {
         if (this.alive.get(ws) === false) { ws.terminate(); continue; }

@@ -65,14 +65,22 @@ export class TunnelDemand {
     }
   }
 
-  /** Closes tunnels idle for longer than `idleMs` and tells their agents to stand down. */
+  /**
+   * Closes tunnels idle for longer than `idleMs` and tells their agents to stand down, taking a
+   * snapshot through each one first (reference 5.2) while it is still open.
+   */
   async reap(): Promise<number> {
     const cutoff = Date.now() - this.idleMs;
     let closed = 0;
     for (const entry of this.registry.all()) {
       if (entry.lastActivity >= cutoff) continue;
-      await call(this.broker, 'tunnel.closeTunnel', { id: entry.id }).catch(() => undefined);
+      if (this.registry.status(entry.id).open) {
+        await call(this.broker, 'snapshots.take', { id: entry.id }, { timeout: 60_000 })
+          .catch((err: Error) => this.log.warn({ id: entry.id, err: err.message }, 'tunnel: no snapshot before closing an idle tunnel'));
+      }
+      // IDLE first: an agent that reads it before its session ends closes on its own, not as a drop.
       await call(this.broker, 'polling.setTunnel', { id: entry.id, status: 'IDLE', version: ++this.version }).catch(() => undefined);
+      await call(this.broker, 'tunnel.closeTunnel', { id: entry.id }).catch(() => undefined);
       closed++;
     }
     return closed;

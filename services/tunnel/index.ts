@@ -62,6 +62,14 @@ export function tunnelService(config: Config): ServiceSchema {
           return demand.ensure(ctx.params.id);
         },
       },
+      /** Marks the tunnel in use (the gateway does this while a long request or session is open). */
+      touch: {
+        params: TunnelIdParams,
+        handler(ctx: Context<TunnelIdParams>): { open: boolean } {
+          registry.touch(ctx.params.id);
+          return { open: registry.status(ctx.params.id).open };
+        },
+      },
       /** Whether the agent is connected, the port, and the last activity. */
       status: {
         params: TunnelIdParams,
@@ -120,7 +128,14 @@ export function tunnelService(config: Config): ServiceSchema {
         },
       });
       demand = new TunnelDemand(registry, broker, log, config.tunnelIdleMs);
-      reaper = setInterval(() => void demand!.reap().catch((err) => log.warn({ err: (err as Error).message }, 'tunnel: reaping failed')), 10_000);
+      // Idle tunnels are looked for every 10 s, or more often when the idle limit is short.
+      const reapEvery = Math.max(250, Math.min(10_000, Math.floor(config.tunnelIdleMs / 2)));
+      let reaping = false;
+      reaper = setInterval(() => {
+        if (reaping) return;
+        reaping = true;
+        void demand!.reap().catch((err) => log.warn({ err: (err as Error).message }, 'tunnel: reaping failed')).finally(() => (reaping = false));
+      }, reapEvery);
       reaper.unref();
       this.logger.info('tunnel server ready (chisel-v3)');
     },

@@ -38,6 +38,7 @@ export const SnapshotSummary = Type.Object({
   ServiceCount: Type.Optional(Type.Integer()),
   StackCount: Type.Optional(Type.Integer()),
 }, { additionalProperties: true });
+export type SnapshotSummary = Static<typeof SnapshotSummary>;
 
 /** An environment (Portainer "endpoint") as the API returns it. */
 export const Environment = Type.Object({

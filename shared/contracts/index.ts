@@ -6,3 +6,4 @@ export * from './users';
 export * from './system';
 export * from './actions';
 export * from './edge';
+export * from './snapshots';

@@ -52,5 +52,7 @@ declare module '../contracts/actions' {
     'tunnel.openTunnel': A<TunnelIdParams, TunnelOpened>;
     'tunnel.closeTunnel': A<TunnelIdParams, TunnelClosedResult>;
     'tunnel.status': A<TunnelIdParams, TunnelStatusInfo>;
+    /** Marks the tunnel in use now: a long session through it is open even if no bytes move. */
+    'tunnel.touch': A<TunnelIdParams, { open: boolean }>;
   }
 }

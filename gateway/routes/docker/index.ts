@@ -6,6 +6,7 @@ import { call, Id } from '../../../shared/contracts';
 import { UnauthorizedError } from '../../../shared/errors';
 import { proxyRequest, proxyUpgrade } from '../../../shared/http';
 import { principalOf } from '../../plugins/auth';
+import { TunnelKeepAlive } from './keepalive';
 import { CALLER_ONLY_HEADERS, dockerTargetResolver } from './target';
 
 const PATH = /^\/api\/endpoints\/([0-9]{1,10})\/docker(\/[^?]*)?(\?.*)?$/;
@@ -22,6 +23,9 @@ function httpError(socket: Duplex, status: number, message: string, details?: un
  */
 export default async function dockerRoutes(fastify: FastifyInstance): Promise<void> {
   const resolve = dockerTargetResolver(fastify.broker);
+  // Touch well inside the tunnel service's idle limit (the same CAPSTAN_TUNNEL_IDLE_MS).
+  const keepAlive = new TunnelKeepAlive(fastify.broker, Math.min(60_000, Math.max(500, Math.floor(fastify.config.tunnelIdleMs / 3))));
+  fastify.addHook('onClose', async () => keepAlive.stop());
   // Leave every body unread: it is piped to the engine as it arrives.
   fastify.removeAllContentTypeParsers();
   fastify.addContentTypeParser('*', (_req, _payload, done) => done(null));
@@ -41,6 +45,7 @@ export default async function dockerRoutes(fastify: FastifyInstance): Promise<vo
       const { target, headers } = await resolve(principalOf(request), id);
       const query = request.raw.url!.includes('?') ? request.raw.url!.slice(request.raw.url!.indexOf('?')) : '';
       reply.hijack();
+      reply.raw.once('close', keepAlive.hold(id));
       proxyRequest(request.raw, reply.raw, target, { path: `/${rest}${query}`, headers, omit: CALLER_ONLY_HEADERS, onError: (err) => request.log.warn({ err: err.message, id }, 'docker proxy error') });
     },
   });
@@ -55,6 +60,7 @@ export default async function dockerRoutes(fastify: FastifyInstance): Promise<vo
       if (!apiKey && !jwt) throw new UnauthorizedError('Unauthorized', 'A valid authorisation token is missing');
       const principal = await call(fastify.broker, 'rbac.authenticate', apiKey ? { apiKey } : { jwt });
       const { target, headers } = await resolve(principal, Number(m[1]));
+      socket.once('close', keepAlive.hold(Number(m[1])));
       proxyUpgrade(req, socket, head, target, { path: `${m[2] ?? '/'}${m[3] ?? ''}`, headers, omit: CALLER_ONLY_HEADERS });
     })().catch((err) => {
       const status = typeof err?.code === 'number' && err.code >= 400 && err.code < 600 ? err.code : 502;

@@ -1,6 +1,11 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from '@sinclair/typebox';
-import { call, Environment, EnvironmentCreate, EnvironmentQuery, EnvironmentUpdate, IdParams } from '../../../shared/contracts';
+import {
+  call, Environment, EnvironmentCreate, EnvironmentQuery, EnvironmentType, EnvironmentUpdate, IdParams, SnapshotSummary,
+} from '../../../shared/contracts';
+import { BadRequestError } from '../../../shared/errors';
+import { unpackSnapshot } from '../../../shared/snapshot';
+import { EnvironmentUnreachableError } from '../docker/target';
 import { assertEnvironmentAccess, listEnvironmentsFor } from '../../access';
 import { principalOf } from '../../plugins/auth';
 import { errorResponses, NoContent } from '../../schemas';
@@ -55,11 +60,37 @@ const environmentRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
   });
 
   fastify.get('/endpoints/:id', {
-    schema: { tags, summary: 'An environment', params: IdParams, response: { 200: Environment, ...errorResponses([404]) } },
+    schema: {
+      tags,
+      summary: 'An environment, with its latest snapshot in full (DockerSnapshotRaw included unless excludeSnapshot=true)',
+      params: IdParams,
+      querystring: Type.Object({ excludeSnapshot: Type.Optional(Type.Boolean({ description: 'Leave the raw Docker payloads out' })) }),
+      response: { 200: Environment, ...errorResponses([404]) },
+    },
   }, async (request) => {
     const env = await call(broker, 'state.getEnvironment', { id: request.params.id });
     await assertEnvironmentAccess(broker, principalOf(request), env);
+    if (!request.query.excludeSnapshot && env.Snapshots.length) {
+      const { packed } = await call(broker, 'state.getSnapshot', { id: env.Id });
+      if (packed) env.Snapshots = [unpackSnapshot(packed) as unknown as SnapshotSummary];
+    }
     return (await withLiveHeartbeats(broker, [env]))[0];
+  });
+
+  fastify.post('/endpoints/:id/snapshot', {
+    config: { admin: true },
+    schema: {
+      tags,
+      summary: 'Take a snapshot of an Edge environment now, through its tunnel (opened if needed); answers its summary',
+      params: IdParams,
+      response: { 200: SnapshotSummary, ...errorResponses([400, 404, 503, 504]) },
+    },
+  }, async (request) => {
+    const env = await call(broker, 'state.getEnvironment', { id: request.params.id });
+    if (env.Type !== EnvironmentType.EdgeAgentOnDocker) throw new BadRequestError('Snapshots through a tunnel are taken of Edge environments on Docker only', { id: env.Id, Type: env.Type });
+    if (env.Edge.AsyncMode) throw new BadRequestError('An async environment sends its own snapshots on its snapshot interval', { id: env.Id });
+    if (!env.EdgeID) throw new EnvironmentUnreachableError('No agent has checked in for this environment yet', { id: env.Id });
+    return call(broker, 'snapshots.take', { id: env.Id }, { timeout: 120_000 });
   });
 
   fastify.put('/endpoints/:id', {

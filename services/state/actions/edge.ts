@@ -102,7 +102,7 @@ export async function clearAssociation(l: Leading, id: number): Promise<Environm
     if (!cur) throw notFound(id);
     if (!isEdgeType(cur.Type)) throw new BadRequestError('Invalid environment type', { id, Type: cur.Type });
     const next: Environment = { ...cur, EdgeID: '', Snapshots: [], LastCheckInDate: 0 };
-    await l.repo.commit([{ op: 'put', collection: 'environments', key: id, value: next }]);
+    await l.repo.commit([{ op: 'put', collection: 'environments', key: id, value: next }, { op: 'delete', collection: 'snapshots', key: id }]);
   });
   return getEnvironment(l, id);
 }

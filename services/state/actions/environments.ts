@@ -178,7 +178,7 @@ export async function updateEnvironment(l: Leading, id: number, patch: Environme
 export async function deleteEnvironment(l: Leading, id: number): Promise<{ Id: number }> {
   return l.repo.withLock([`environments:${id}`], async () => {
     if (!l.repo.get('environments', id)) throw new NotFoundError('Unable to find an environment with the specified identifier', { id });
-    await l.repo.commit([{ op: 'delete', collection: 'environments', key: id }]);
+    await l.repo.commit([{ op: 'delete', collection: 'environments', key: id }, { op: 'delete', collection: 'snapshots', key: id }]);
     return { Id: id };
   });
 }

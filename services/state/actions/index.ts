@@ -2,7 +2,7 @@ import type { TSchema } from '@sinclair/typebox';
 import { Type } from '@sinclair/typebox';
 import {
   BindEdgeIdParams, CAPSTAN_VERSION, EdgeEnvironmentsParams, EnvironmentCreate, EnvironmentListParams, EnvironmentUpdate, GroupCreate, GroupUpdate, Id, IdParams,
-  RecordCheckinsParams, Session, SettingsUpdate, TagCreate, type ActionMap,
+  PutSnapshotParams, RecordCheckinsParams, Session, SettingsUpdate, TagCreate, type ActionMap,
 } from '../../../shared/contracts';
 import { NotFoundError } from '../../../shared/errors';
 import type { Leading } from './context';
@@ -10,6 +10,7 @@ import * as edge from './edge';
 import * as env from './environments';
 import * as gt from './groups-tags';
 import { getSettings, updateSettings } from './settings';
+import * as snapshots from './snapshots';
 import * as users from './users';
 
 type StateAction = Extract<keyof ActionMap, `state.${string}`>;
@@ -80,4 +81,6 @@ export const LEADER_ACTIONS: { [K in Exclude<StateAction, 'state.leader'> as Sho
   bindEdgeId: { params: BindEdgeIdParams, run: (l, p) => edge.bindEdgeId(l, p) },
   recordCheckins: { params: RecordCheckinsParams, run: (l, p) => edge.recordCheckins(l, p) },
   clearAssociation: { params: IdParams, run: (l, p) => edge.clearAssociation(l, p.id) },
+  putSnapshot: { params: PutSnapshotParams, run: (l, p) => snapshots.putSnapshot(l, p) },
+  getSnapshot: { params: IdParams, run: (l, p) => snapshots.getSnapshot(l, p.id) },
 };
