@@ -35,6 +35,17 @@ describe('agent configuration', () => {
     ]);
   });
 
+  it('EDGE_ASYNC=1 or true selects async mode, which also accepts a global key', () => {
+    const base = { EDGE: '1', EDGE_KEY: KEY, EDGE_ID: 'host-1', DATA_PATH: dataPath };
+    expect(loadAgentConfig(base).edgeAsync).toBe(false);
+    expect(loadAgentConfig({ ...base, EDGE_ASYNC: '1' }).edgeAsync).toBe(true);
+    expect(loadAgentConfig({ ...base, EDGE_ASYNC: 'true' }).edgeAsync).toBe(true);
+    expect(loadAgentConfig({ ...base, EDGE_ASYNC: '0' }).edgeAsync).toBe(false);
+    const global = encodeEdgeKey({ apiUrl: 'https://capstan.example.com:9443', tunnelAddr: 'capstan.example.com:8000', fingerprint: 'A'.repeat(43) + '=', endpointId: 0 });
+    expect(() => loadAgentConfig({ ...base, EDGE_KEY: global })).toThrow(/global keys \(environment id 0\) are only supported with EDGE_ASYNC=1/);
+    expect(loadAgentConfig({ ...base, EDGE_KEY: global, EDGE_ASYNC: 'true' }).key.endpointId).toBe(0);
+  });
+
   it('parses Go durations', () => {
     expect(parseGoDuration('5m')).toBe(300_000);
     expect(parseGoDuration('1h30m')).toBe(5_400_000);

@@ -5,6 +5,7 @@ import { decodeEdgeKey, type EdgeKeyFields } from '../shared/crypto';
 /** The agent's configuration, from Portainer's variable names (reference 1.3). */
 export interface AgentConfig {
   edge: boolean;
+  /** EDGE_ASYNC=1|true: no poll, no tunnel; everything over `POST /api/endpoints/edge/async`. */
   edgeAsync: boolean;
   edgeTunnel: boolean;
   edgeKey: string;
@@ -44,7 +45,7 @@ export function parseGoDuration(text: string): number {
 const truthy = (v: string | undefined) => v !== undefined && /^(1|true|yes|on)$/i.test(v.trim());
 
 /**
- * Reads EDGE, EDGE_ASYNC, EDGE_TUNNEL, EDGE_KEY (or `<DATA_PATH>/agent_edge_key`), EDGE_ID,
+ * Reads EDGE, EDGE_ASYNC (async mode, default off), EDGE_TUNNEL, EDGE_KEY (or `<DATA_PATH>/agent_edge_key`), EDGE_ID,
  * EDGE_INSECURE_POLL, EDGE_INACTIVITY_TIMEOUT (default 5m), DOCKER_HOST (default the local
  * socket) and DATA_PATH (default /data). A key given in the environment is persisted to the data
  * path like Portainer's agent does, so a restart without it still enrols.
@@ -61,7 +62,8 @@ export function loadAgentConfig(env: NodeJS.ProcessEnv = process.env): AgentConf
   else {
     try {
       key = decodeEdgeKey(edgeKey);
-      if (key.endpointId === 0) problems.push('EDGE_KEY: global keys (environment id 0) are not supported yet; create the environment first');
+      // A global key is usable in async mode: the server's reply names the environment (adopted, journaled).
+      if (key.endpointId === 0 && !truthy(env.EDGE_ASYNC)) problems.push('EDGE_KEY: global keys (environment id 0) are only supported with EDGE_ASYNC=1; create the environment first');
     } catch (err) {
       problems.push(`EDGE_KEY: ${(err as Error).message}`);
     }

@@ -1,5 +1,6 @@
-import pino from 'pino';
-import { AgentConfigError, loadAgentConfig } from './config';
+import pino, { type Logger } from 'pino';
+import { AsyncAgent } from './async';
+import { AgentConfigError, loadAgentConfig, type AgentConfig } from './config';
 import { DockerUnreachableError, pingDocker } from './docker';
 import { startAgentApi } from './api-server';
 import { Poller } from './poller';
@@ -8,7 +9,8 @@ import { TunnelManager } from './tunnel-manager';
 
 /**
  * The edge agent (`npm run agent`, or `node dist/agent/main.js` in an image): validates its
- * configuration and the local Docker engine, then checks in with the server on its interval.
+ * configuration and the local Docker engine, then checks in with the server on its interval
+ * (standard mode), or exchanges with it on the async endpoint's timers (EDGE_ASYNC=1).
  * Configuration errors and an unreachable engine are one clear line each and exit code 2 / 1.
  */
 async function main(): Promise<void> {
@@ -33,6 +35,10 @@ async function main(): Promise<void> {
     }
     throw err;
   }
+  if (config.edgeAsync) {
+    runAsync(config, log);
+    return;
+  }
   // The API the server reaches through the tunnel: signed requests only, streamed to the engine.
   // The API server starts first (the tunnel targets its port); its hooks reach the manager made next.
   const late: { tunnels?: TunnelManager } = {};
@@ -55,6 +61,25 @@ async function main(): Promise<void> {
     // A tunnel whose server is gone may never finish closing: never let that hold the process.
     setTimeout(() => process.exit(0), 5000).unref();
     void Promise.all([tunnels.stop(), api.close()]).finally(() => process.exit(0));
+  };
+  process.on('SIGINT', stop);
+  process.on('SIGTERM', stop);
+}
+
+/**
+ * Async mode: no poll, no tunnel, no agent API (nothing could reach it). On SIGTERM the timers
+ * stop and a command already running gets up to 5 s to finish; one cut short is reported as
+ * interrupted after the restart, never run twice.
+ */
+function runAsync(config: AgentConfig, log: Logger): void {
+  const agent = AsyncAgent.fromConfig(config, log);
+  agent.start();
+  let stopping = false;
+  const stop = () => {
+    if (stopping) return;
+    stopping = true;
+    setTimeout(() => process.exit(0), 5000).unref();
+    void agent.stop().finally(() => process.exit(0));
   };
   process.on('SIGINT', stop);
   process.on('SIGTERM', stop);
