@@ -1,4 +1,5 @@
 import type { IncomingHttpHeaders } from 'node:http';
+import { LRUCache } from 'lru-cache';
 import { DEFAULT_AGENT_MESSAGE, verifyAgentRequest } from '../shared/protocol';
 import type { RequestVerifier } from './api-server';
 
@@ -11,18 +12,25 @@ const first = (v: string | string[] | undefined) => (Array.isArray(v) ? v[0] : v
  */
 export function createSignatureVerifier(opts: { secret?: string } = {}): RequestVerifier & { pinnedKey(): string | undefined } {
   let pinned: string | undefined;
+  // The signed message never changes, so the server sends the same few signatures again and
+  // again: a pair verified once need not cost another ECDSA verification (milliseconds in JS).
+  const verified = new LRUCache<string, true>({ max: 64 });
   const verify = (headers: IncomingHttpHeaders): string | null => {
     const signature = first(headers['x-portaineragent-signature']);
     const publicKey = first(headers['x-portaineragent-publickey']);
     if (!signature || !publicKey) return 'Missing request signature headers';
     if (!opts.secret && pinned && publicKey !== pinned) return 'Invalid request signature';
-    let ok = false;
-    try {
-      ok = verifyAgentRequest(publicKey, signature, opts.secret || DEFAULT_AGENT_MESSAGE);
-    } catch {
-      ok = false;
+    const pair = `${publicKey}\n${signature}`;
+    let ok = verified.has(pair);
+    if (!ok) {
+      try {
+        ok = verifyAgentRequest(publicKey, signature, opts.secret || DEFAULT_AGENT_MESSAGE);
+      } catch {
+        ok = false;
+      }
+      if (!ok) return 'Invalid request signature';
+      verified.set(pair, true);
     }
-    if (!ok) return 'Invalid request signature';
     if (!opts.secret && !pinned) pinned = publicKey;
     return null;
   };

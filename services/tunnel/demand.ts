@@ -74,6 +74,8 @@ export class TunnelDemand {
     let closed = 0;
     for (const entry of this.registry.all()) {
       if (entry.lastActivity >= cutoff) continue;
+      // Asked for and not connected yet: the callers' own timeout decides, not the idle limit.
+      if (this.waiters.get(entry.id)?.size) continue;
       if (this.registry.status(entry.id).open) {
         await call(this.broker, 'snapshots.take', { id: entry.id }, { timeout: 60_000 })
           .catch((err: Error) => this.log.warn({ id: entry.id, err: err.message }, 'tunnel: no snapshot before closing an idle tunnel'));

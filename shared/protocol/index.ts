@@ -5,7 +5,9 @@
  */
 export { fnv1a32, etag, parseIfNoneMatch, ifNoneMatchHits, MAX_IF_NONE_MATCH_TAGS } from './etag';
 export { encryptCredentials, decryptCredentials, toRawStd, fromRawStd } from './credentials';
-export { signAgentRequest, verifyAgentRequest, generateAgentSigningKey, DEFAULT_AGENT_MESSAGE, type AgentSignature } from './signature';
+export {
+  agentSignatureHeaders, signAgentRequest, verifyAgentRequest, generateAgentSigningKey, DEFAULT_AGENT_MESSAGE, type AgentSignature, type AgentSignatureHeaders,
+} from './signature';
 export {
   encodeEdgeStatus, edgeTypeOfPlatform, goJson, AgentPlatform,
   type EdgeStatusBody, type EncodedEdgeStatus,

@@ -81,3 +81,25 @@ export function generateAgentSigningKey(): { privateKeyPem: string; publicKeyPem
     publicKeyPem: publicKey.export({ type: 'spki', format: 'pem' }) as string,
   };
 }
+
+/** Headers that authenticate the server to an agent (reference 3.3). */
+export interface AgentSignatureHeaders {
+  'X-PortainerAgent-Signature': string;
+  'X-PortainerAgent-PublicKey': string;
+}
+
+/**
+ * The signature headers for requests to agents, signed once: the message is a constant, so one
+ * valid signature serves every request (as replayable as a fresh one would be), and agents can
+ * cache its verification. `loadKey` is retried on the next call if it fails.
+ */
+export function agentSignatureHeaders(loadKey: () => Promise<string>): () => Promise<AgentSignatureHeaders> {
+  let pending: Promise<AgentSignatureHeaders> | undefined;
+  return () => (pending ??= loadKey().then((key) => {
+    const sig = signAgentRequest(key);
+    return { 'X-PortainerAgent-Signature': sig.signature, 'X-PortainerAgent-PublicKey': sig.publicKeyHex };
+  }).catch((err) => {
+    pending = undefined;
+    throw err;
+  }));
+}
