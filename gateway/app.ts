@@ -15,6 +15,7 @@ import settingsRoutes from './routes/settings';
 import systemRoutes from './routes/system';
 import dockerRoutes from './routes/docker';
 import edgeRoutes from './routes/edge';
+import commandRoutes from './routes/commands';
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -36,7 +37,7 @@ function routeEntry(route: RouteOptions, method: string): RouteEntry {
 }
 
 /** Every route area, each its own encapsulated plugin under `/api`. */
-export const ROUTE_AREAS = [authRoutes, userRoutes, environmentRoutes, groupRoutes, tagRoutes, settingsRoutes, systemRoutes, dockerRoutes, edgeRoutes];
+export const ROUTE_AREAS = [authRoutes, userRoutes, environmentRoutes, groupRoutes, tagRoutes, settingsRoutes, systemRoutes, dockerRoutes, edgeRoutes, commandRoutes];
 
 /**
  * The gateway as a plugin (fastify/demo's shape), independent of how it is served:

@@ -5,6 +5,11 @@ import type { Settings, SettingsUpdate } from './settings';
 import type { ApiKey, ApiKeyCreated, ApiKeyRecord, Credentials, Principal, Session, User, UserCreate, UserRecord } from './users';
 import type { LeaderInfo, SystemStatus } from './system';
 import type { BindEdgeIdParams, CheckinParams, CheckinResult, EdgeEnvironment, EdgeEnvironmentsParams, Heartbeat, RecordCheckinsParams, SetTunnelParams } from './edge';
+import type {
+  AckParams, AckResult, AckUntilTimestampParams, BatchCommandsParams, BatchCommandsResult, CommandBatch, CommandBatchRecord, CommandRecord, CommandsQueueParams,
+  CommandsQueueResult, DeliveredParams, ListCommandsParams, PendingCommandsParams, PendingCommandsResult, PendingParams, PendingResult, QueueCommandsParams,
+  QueueCommandsResult, UpdateCommandsParams, UpdateCommandsResult,
+} from './commands';
 
 type A<P, R> = { params: P; result: R };
 type IdP = { id: number };
@@ -53,6 +58,14 @@ export interface ActionMap {
   'state.bindEdgeId': A<BindEdgeIdParams, { environment: EdgeEnvironment; written: boolean }>;
   'state.recordCheckins': A<RecordCheckinsParams, { updated: number }>;
   'state.clearAssociation': A<IdP, Environment>;
+  // The command ledger (async Edge commands); read from the store, never cached in memory.
+  'state.queueCommands': A<QueueCommandsParams, QueueCommandsResult>;
+  'state.updateCommands': A<UpdateCommandsParams, UpdateCommandsResult>;
+  'state.listCommands': A<ListCommandsParams, { items: CommandRecord[]; total: number }>;
+  'state.getCommand': A<{ id: number; seq: number }, CommandRecord>;
+  'state.pendingCommands': A<PendingCommandsParams, PendingCommandsResult>;
+  'state.batchCommands': A<BatchCommandsParams, BatchCommandsResult>;
+  'state.getCommandBatch': A<{ batchId: string }, CommandBatchRecord>;
 
   // rbac: sign-in, sessions, API keys, authorization decisions.
   'rbac.adminCheck': A<Record<string, never>, { exists: boolean }>;
@@ -72,6 +85,21 @@ export interface ActionMap {
   'polling.checkin': A<CheckinParams, CheckinResult>;
   'polling.setTunnel': A<SetTunnelParams, { ok: boolean }>;
   'polling.heartbeats': A<{ ids: number[] }, { items: Heartbeat[] }>;
+
+  // commands: async commands to Edge agents, delivered in order through BullMQ.
+  /** Persists (state) and enqueues; many environments go through the fan-out queue. */
+  'commands.queue': A<CommandsQueueParams, CommandsQueueResult>;
+  'commands.batch': A<{ batchId: string }, CommandBatch>;
+  /** The environment's unfinished commands with seq > afterSeq, in seq order, at most `limit` (50). Throws 503 COMMANDS_UNAVAILABLE when Redis is unreachable. */
+  'commands.pending': A<PendingParams, PendingResult>;
+  /** Marks commands delivered (coalesced into one state call every ~50 ms; does not wait for it). */
+  'commands.delivered': A<DeliveredParams, { ok: boolean }>;
+  /** Persists results (batched), then removes the finished commands from the delivery queue. */
+  'commands.ack': A<AckParams, AckResult>;
+  /** Portainer agents' watermark: every delivered command with timestamp ≤ `timestamp` becomes succeeded. */
+  'commands.ackUntilTimestamp': A<AckUntilTimestampParams, AckResult>;
+  /** Re-adds every queued or delivered command to the delivery queues (idempotent); runs by itself at start and when Redis is back. */
+  'commands.reconcile': A<Record<string, never>, { requeued: number }>;
 
   // tunnel: reverse tunnels to agents; the data path goes straight to the address it returns.
   /** Opens (or reuses) the environment's tunnel and resolves once the agent's end is connected. */

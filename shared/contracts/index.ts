@@ -7,3 +7,4 @@ export * from './system';
 export * from './actions';
 export * from './edge';
 export * from './snapshots';
+export * from './commands';

@@ -7,7 +7,7 @@ import { LmdbStore } from './lmdb-store';
 import { MongoStore } from './mongo-store';
 import type { Store } from './types';
 
-export type { Key, Store, WriteOp } from './types';
+export type { Key, ScanRange, Store, WriteOp } from './types';
 export { FENCE_KEY, MAX_KEY_BYTES, META_COLLECTION, SCHEMA_VERSION_KEY } from './types';
 export { LmdbStore, type LmdbStoreOptions } from './lmdb-store';
 export { MongoStore, type MongoStoreOptions } from './mongo-store';

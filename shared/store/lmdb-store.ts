@@ -1,7 +1,7 @@
-import { open, type Database, type RootDatabase } from 'lmdb';
+import { open, type Database, type RangeOptions, type RootDatabase } from 'lmdb';
 import { FencedError } from '../errors';
-import { FENCE_KEY, META_COLLECTION, type Key, type Store, type WriteOp } from './types';
-import { assertCollection, assertKey, assertOps } from './validate';
+import { FENCE_KEY, META_COLLECTION, type Key, type ScanRange, type Store, type WriteOp } from './types';
+import { assertCollection, assertKey, assertOps, assertRange } from './validate';
 
 /** Options of {@link LmdbStore}. */
 export interface LmdbStoreOptions {
@@ -67,15 +67,27 @@ export class LmdbStore implements Store {
     return db.get(key) as T | undefined;
   }
 
-  async *scan<T = Value>(collection: string): AsyncIterable<{ key: Key; value: T }> {
-    let after: Key | undefined;
-    for (;;) {
+  async *scan<T = Value>(collection: string, range?: ScanRange): AsyncIterable<{ key: Key; value: T }> {
+    const type = assertRange(range);
+    let remaining = range?.limit ?? Infinity;
+    // Strings sort after every number: a string range without a lower bound starts at the
+    // smallest non-empty string, and a number range stops at the first string.
+    let start: Key | undefined = range?.gte ?? range?.gt ?? (type === 'string' ? '\u0000' : undefined);
+    let exclusiveStart = range?.gt !== undefined;
+    while (remaining > 0) {
       const db = this.fresh(collection);
-      const range = after === undefined ? { limit: SCAN_PAGE } : { start: after, exclusiveStart: true, limit: SCAN_PAGE };
-      const page = [...db.getRange(range)];
-      for (const { key, value } of page) yield { key: key as Key, value: value as T };
-      if (page.length < SCAN_PAGE) return;
-      after = page[page.length - 1].key as Key;
+      const opts: RangeOptions = { limit: Math.min(SCAN_PAGE, remaining) };
+      if (start !== undefined) Object.assign(opts, { start, exclusiveStart });
+      if (range?.lt !== undefined) opts.end = range.lt;
+      const page = [...db.getRange(opts)];
+      for (const { key, value } of page) {
+        if (type && typeof key !== type) return;
+        yield { key: key as Key, value: value as T };
+      }
+      remaining -= page.length;
+      if (page.length < (opts.limit as number)) return;
+      start = page[page.length - 1].key as Key;
+      exclusiveStart = true;
     }
   }
 

@@ -1,7 +1,7 @@
-import { MongoClient, MongoServerError, type AnyBulkWriteOperation, type Collection, type Db, type TransactionOptions } from 'mongodb';
+import { MongoClient, MongoServerError, type AnyBulkWriteOperation, type Collection, type Db, type Filter, type TransactionOptions } from 'mongodb';
 import { FencedError } from '../errors';
-import { FENCE_KEY, META_COLLECTION, type Key, type Store, type WriteOp } from './types';
-import { assertCollection, assertKey, assertOps } from './validate';
+import { FENCE_KEY, META_COLLECTION, type Key, type ScanRange, type Store, type WriteOp } from './types';
+import { assertCollection, assertKey, assertOps, assertRange } from './validate';
 
 /** Options of {@link MongoStore}. */
 export interface MongoStoreOptions {
@@ -98,9 +98,18 @@ export class MongoStore implements Store {
     return doc ? (strip(doc) as T) : undefined;
   }
 
-  async *scan<T = Record<string, unknown>>(collection: string): AsyncIterable<{ key: Key; value: T }> {
+  async *scan<T = Record<string, unknown>>(collection: string, range?: ScanRange): AsyncIterable<{ key: Key; value: T }> {
+    assertRange(range);
+    // MongoDB compares a bound only with values of its own type ("type bracketing"), which is
+    // exactly the contract: a bounded range holds only keys of its bounds' type.
+    const bounds: Record<string, Key> = {};
+    if (range?.gte !== undefined) bounds.$gte = range.gte;
+    if (range?.gt !== undefined) bounds.$gt = range.gt;
+    if (range?.lt !== undefined) bounds.$lt = range.lt;
+    const filter = Object.keys(bounds).length ? { _id: bounds } : {};
     // _id order matches LMDB's: numbers ascending, then strings by UTF-8 bytes (simple collation).
-    for await (const doc of this.collection(collection).find({}, { sort: { _id: 1 } })) {
+    const cursor = this.collection(collection).find(filter as Filter<StoredDoc>, { sort: { _id: 1 }, ...(range?.limit ? { limit: range.limit } : {}) });
+    for await (const doc of cursor) {
       yield { key: doc._id, value: strip(doc) as T };
     }
   }

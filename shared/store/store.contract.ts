@@ -1,6 +1,6 @@
 import { FencedError, StoreVersionError } from '../errors';
 import { SCHEMA_VERSION, assertSchemaSupported, readSchemaVersion, runMigrations, type Migration } from './migrations';
-import type { Key, Store, WriteOp } from './types';
+import type { Key, ScanRange, Store, WriteOp } from './types';
 
 const put = (collection: string, key: Key, value: Record<string, unknown>): WriteOp => ({ op: 'put', collection, key, value });
 const del = (collection: string, key: Key): WriteOp => ({ op: 'delete', collection, key });
@@ -58,6 +58,43 @@ export function storeContract(name: string, make: () => Promise<Store>, cleanup?
       const entries = await all(store, 'many');
       expect(entries.map((e) => e.key)).toEqual(Array.from({ length: 600 }, (_, i) => i));
       expect(await store.count('many')).toBe(600);
+    });
+
+    it('scans key ranges: bounds of one type, exclusive cursor, limit, across pages', async () => {
+      const keys: Key[] = [-5, 1, 2, 3, 10, 'a', 'b:001', 'b:002', 'b:010', 'c', 'B'];
+      await store.commit(fence, keys.map((k) => put('items', k, { k })));
+      const range = async (r: ScanRange) => {
+        const out: Key[] = [];
+        for await (const { key, value } of store.scan('items', r)) {
+          expect(value.k).toBe(key);
+          out.push(key);
+        }
+        return out;
+      };
+      // A string prefix as [prefix + ':', prefix + ';'): how one environment's commands are read.
+      expect(await range({ gte: 'b:', lt: 'b;' })).toEqual(['b:001', 'b:002', 'b:010']);
+      expect(await range({ gt: 'b:001', lt: 'b;' })).toEqual(['b:002', 'b:010']);
+      expect(await range({ gte: 'b:', lt: 'b;', limit: 2 })).toEqual(['b:001', 'b:002']);
+      // A bounded range holds only keys of its bounds' type.
+      expect(await range({ gte: 2 })).toEqual([2, 3, 10]);
+      expect(await range({ lt: 3 })).toEqual([-5, 1, 2]);
+      expect(await range({ gt: -5, lt: 10, limit: 2 })).toEqual([1, 2]);
+      expect(await range({ lt: 'b' })).toEqual(['B', 'a']);
+      expect(await range({ gte: 'a' })).toEqual(['a', 'b:001', 'b:002', 'b:010', 'c']);
+      expect(await range({ limit: 3 })).toEqual([-5, 1, 2]);
+      expect(await range({})).toEqual([-5, 1, 2, 3, 10, 'B', 'a', 'b:001', 'b:002', 'b:010', 'c']);
+      expect(await range({ gte: 'x', lt: 'y' })).toEqual([]);
+
+      // More than one page (the LMDB adapter reads 256 at a time) inside a range.
+      await store.commit(fence, Array.from({ length: 700 }, (_, i) => put('many', `e:${String(i).padStart(4, '0')}`, { i })));
+      await store.commit(fence, [put('many', 'd', { i: -1 }), put('many', 'f', { i: -1 }), put('many', 5, { i: -1 })]);
+      const seen: number[] = [];
+      for await (const { value } of store.scan<{ i: number }>('many', { gt: 'e:0099', lt: 'e;', limit: 600 })) seen.push(value.i);
+      expect(seen).toEqual(Array.from({ length: 600 }, (_, i) => i + 100));
+
+      for (const bad of [{ gte: 1, lt: 'b' }, { gte: 'a', gt: 'b' }, { limit: 0 }, { limit: 1.5 }, { gte: '' }] as ScanRange[]) {
+        await expect(range(bad)).rejects.toThrow(/range|key/i);
+      }
     });
 
     it('applies a commit all or nothing: an invalid last op writes nothing', async () => {

@@ -17,6 +17,23 @@ export type Key = string | number;
  * One write inside a {@link Store.commit}. `value` must be a JSON-compatible plain object without
  * an `_id` field (the MongoDB adapter uses `_id` for the key).
  */
+/**
+ * Bounds of a {@link Store.scan}. All bounds of one range have the same type (number or string),
+ * and a bounded range holds only keys of that type: `{ gte: 'a' }` never yields a number key,
+ * `{ lt: 10 }` never yields a string key. `gte` and `gt` are exclusive of each other. Without
+ * bounds every key is in range. `limit` caps the number of entries yielded.
+ */
+export interface ScanRange {
+  /** Keys greater than or equal to this one. */
+  gte?: Key;
+  /** Keys strictly greater than this one (a paging cursor: the last key seen). */
+  gt?: Key;
+  /** Keys strictly less than this one. */
+  lt?: Key;
+  /** At most this many entries (a positive integer). */
+  limit?: number;
+}
+
 export type WriteOp =
   | { op: 'put'; collection: string; key: Key; value: Record<string, unknown> }
   | { op: 'delete'; collection: string; key: Key };
@@ -36,8 +53,11 @@ export interface Store {
   close(): Promise<void>;
   /** A fresh copy of the value (the caller may mutate it), or undefined when the key is absent. */
   get<T = Record<string, unknown>>(collection: string, key: Key): Promise<T | undefined>;
-  /** Every entry in key order. Not a point-in-time snapshot: it pages through the live data. */
-  scan<T = Record<string, unknown>>(collection: string): AsyncIterable<{ key: Key; value: T }>;
+  /**
+   * Every entry in key order, or those in `range`. Not a point-in-time snapshot: it pages through
+   * the live data. An invalid range (mixed bound types, both `gte` and `gt`, a bad limit) throws.
+   */
+  scan<T = Record<string, unknown>>(collection: string, range?: ScanRange): AsyncIterable<{ key: Key; value: T }>;
   count(collection: string): Promise<number>;
   /** The current fencing token; 0 when never claimed. */
   readFence(): Promise<number>;

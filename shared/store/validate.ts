@@ -1,4 +1,4 @@
-import { FENCE_KEY, MAX_KEY_BYTES, META_COLLECTION, type Key, type WriteOp } from './types';
+import { FENCE_KEY, MAX_KEY_BYTES, META_COLLECTION, type Key, type ScanRange, type WriteOp } from './types';
 
 const COLLECTION_NAME = /^[a-z_][a-z0-9_]*$/;
 // Both engines accept longer names, but a short cap keeps MongoDB namespaces and LMDB
@@ -48,4 +48,22 @@ export function assertOps(fence: unknown, ops: unknown): asserts ops is WriteOp[
       throw new Error(`Invalid op #${i}: ${META_COLLECTION}.${FENCE_KEY} is written only by claimFence`);
     }
   });
+}
+
+/**
+ * Throws unless `range` is a valid {@link ScanRange}; returns the type of its bounds, or
+ * undefined when it has none (every key is then in range).
+ */
+export function assertRange(range: ScanRange | undefined): 'number' | 'string' | undefined {
+  if (range === undefined) return undefined;
+  if (!range || typeof range !== 'object') throw new Error('Invalid scan range: expected an object');
+  if (range.gte !== undefined && range.gt !== undefined) throw new Error('Invalid scan range: give gte or gt, not both');
+  if (range.limit !== undefined && !(Number.isSafeInteger(range.limit) && range.limit > 0)) {
+    throw new Error(`Invalid scan range: limit ${JSON.stringify(range.limit)} is not a positive integer`);
+  }
+  const bounds = [range.gte, range.gt, range.lt].filter((b) => b !== undefined);
+  bounds.forEach((b) => assertKey(b));
+  const types = new Set(bounds.map((b) => typeof b));
+  if (types.size > 1) throw new Error('Invalid scan range: bounds must all be numbers or all be strings');
+  return bounds.length ? (typeof bounds[0] as 'number' | 'string') : undefined;
 }

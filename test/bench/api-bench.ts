@@ -10,8 +10,7 @@
 import fs from 'node:fs';
 import { parseArgs } from 'node:util';
 import { api } from '../helpers/http';
-import { tempDataDir } from '../helpers/ids';
-import { freePort, startProcess, waitFor, type CapstanProcess } from '../helpers/processes';
+import { adminToken, startBenchServer, type BenchServer } from '../helpers/server';
 
 const { values: args } = parseArgs({
   options: {
@@ -33,30 +32,14 @@ const pct = (sorted: number[], p: number) => sorted[Math.min(sorted.length - 1, 
 const fmt = (ms: number) => `${ms.toFixed(2)} ms`;
 
 async function main() {
-  let server: CapstanProcess | undefined;
-  let dataDir: string | undefined;
+  let server: BenchServer | undefined;
   let base = args.target;
   if (!base) {
-    dataDir = tempDataDir('capstan-bench-');
-    const port = await freePort();
-    server = startProcess('bench-server', {
-      CAPSTAN_DATA_DIR: dataDir, CAPSTAN_HOST: '127.0.0.1', CAPSTAN_HTTPS_PORT: String(port),
-      CAPSTAN_TUNNEL_PORT: String(await freePort()), CAPSTAN_LOG_LEVEL: 'warn',
-    });
-    base = `https://127.0.0.1:${port}`;
-    await waitFor(async () => (await api(base!, 'GET', '/api/system/status')).status === 200, 60_000, 'the server to start')
-      .catch((err) => {
-        console.error(server!.output.slice(-20).join('\n'));
-        throw err;
-      });
+    server = await startBenchServer();
+    base = server.base;
   }
   try {
-    if ((await api(base, 'GET', '/api/users/admin/check')).status === 404) {
-      await api(base, 'POST', '/api/users/admin/init', { body: { Username: args.username, Password: args.password } });
-    }
-    const auth = await api(base, 'POST', '/api/auth', { body: { Username: args.username, Password: args.password } });
-    if (auth.status !== 200) throw new Error(`sign-in failed: ${auth.status} ${auth.text}`);
-    const token = auth.body.jwt as string;
+    const token = await adminToken(base, args.username!, args.password!);
 
     const runId = Date.now().toString(36);
     let next = 0;
@@ -97,8 +80,8 @@ async function main() {
     await measure('page of 100, no search', (i) => `/api/endpoints?limit=100&start=${(i * 100) % COUNT}`);
     if (errors) process.exitCode = 1;
   } finally {
-    await server?.kill();
-    if (dataDir) fs.rmSync(dataDir, { recursive: true, force: true });
+    await server?.process.kill();
+    if (server) fs.rmSync(server.dataDir, { recursive: true, force: true });
   }
 }
 

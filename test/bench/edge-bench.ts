@@ -27,7 +27,8 @@ import { parseArgs, promisify } from 'node:util';
 import { Agent, request, type Dispatcher } from 'undici';
 import { api } from '../helpers/http';
 import { tempDataDir } from '../helpers/ids';
-import { AGENT_MAIN, freePort, startProcess, waitFor, type CapstanProcess } from '../helpers/processes';
+import { adminToken, startBenchServer } from '../helpers/server';
+import { AGENT_MAIN, startProcess, waitFor, type CapstanProcess } from '../helpers/processes';
 
 const { values: args } = parseArgs({
   options: {
@@ -230,16 +231,12 @@ interface Stack {
 }
 
 async function startStack(temp: string[], procs: CapstanProcess[]): Promise<Stack> {
-  const port = await freePort();
-  const base = `https://127.0.0.1:${port}`;
-  const server = startProcess('bench-server', {
-    CAPSTAN_DATA_DIR: temp[0], CAPSTAN_HOST: '127.0.0.1', CAPSTAN_HTTPS_PORT: String(port),
-    CAPSTAN_TUNNEL_PORT: String(await freePort()), CAPSTAN_TUNNEL_IDLE_MS: String(IDLE_MS), CAPSTAN_LOG_LEVEL: 'warn',
-  });
-  procs.push(server);
-  await waitFor(async () => (await api(base, 'GET', '/api/system/status')).status === 200, 60_000, 'the server to start');
-  await api(base, 'POST', '/api/users/admin/init', { body: { Username: 'admin', Password: PASSWORD } });
-  const token = (await api(base, 'POST', '/api/auth', { body: { Username: 'admin', Password: PASSWORD } })).body.jwt as string;
+  const server = await startBenchServer({ CAPSTAN_TUNNEL_IDLE_MS: String(IDLE_MS) });
+  procs.push(server.process);
+  temp.push(server.dataDir);
+  const { base } = server;
+  const port = Number(new URL(base).port);
+  const token = await adminToken(base, 'admin', PASSWORD);
   const key = await api(base, 'POST', '/api/users/1/tokens', { token, body: { description: 'edge-bench', password: PASSWORD } });
   const env = await api(base, 'POST', '/api/endpoints', { token, body: { Name: 'edge-bench', EndpointCreationType: 4, URL: base, EdgeCheckinInterval: CHECKIN_S } });
   if (env.status !== 200 || key.status !== 200) throw new Error(`set-up failed: ${env.status} ${env.text.slice(0, 300)} / ${key.status} ${key.text.slice(0, 300)}`);
@@ -247,7 +244,7 @@ async function startStack(temp: string[], procs: CapstanProcess[]): Promise<Stac
   // EDGE_INACTIVITY_TIMEOUT is long so that only the server's idle reaper closes tunnels.
   const agent = startProcess('bench-agent', {
     EDGE: '1', EDGE_KEY: env.body.EdgeKey, EDGE_ID, EDGE_INSECURE_POLL: '1', DOCKER_HOST: `unix://${SOCKET}`,
-    DATA_PATH: temp[1], EDGE_INACTIVITY_TIMEOUT: '1h', LOG_LEVEL: 'debug',
+    DATA_PATH: temp[0], EDGE_INACTIVITY_TIMEOUT: '1h', LOG_LEVEL: 'debug',
   }, AGENT_MAIN);
   procs.push(agent);
   const watch = new AgentWatch(agent);
@@ -296,7 +293,7 @@ async function main() {
   await run('bash', [path.join(ROOT, 'infra/ensure-test-image.sh')]);
   if (IDLE_MS < (CHECKIN_S + 2) * 1000) console.warn(`--idle-ms ${IDLE_MS} is below the check-in interval + 2 s: tunnels may be reaped before the agent connects`);
 
-  const temp = [tempDataDir('capstan-bench-edge-'), tempDataDir('capstan-bench-agent-')];
+  const temp = [tempDataDir('capstan-bench-agent-')];
   const procs: CapstanProcess[] = [];
   const containers: string[] = [];
   const direct: DockerRoute = {

@@ -4,8 +4,12 @@ import {
   BindEdgeIdParams, CAPSTAN_VERSION, EdgeEnvironmentsParams, EnvironmentCreate, EnvironmentListParams, EnvironmentUpdate, GroupCreate, GroupUpdate, Id, IdParams,
   PutSnapshotParams, RecordCheckinsParams, Session, SettingsUpdate, TagCreate, type ActionMap,
 } from '../../../shared/contracts';
+import {
+  BatchCommandsParams, BatchIdParams, CommandSeqParams, ListCommandsParams, PendingCommandsParams, QueueCommandsParams, UpdateCommandsParams,
+} from '../../../shared/contracts/commands';
 import { NotFoundError } from '../../../shared/errors';
 import type { Leading } from './context';
+import * as commands from './commands';
 import * as edge from './edge';
 import * as env from './environments';
 import * as gt from './groups-tags';
@@ -81,6 +85,13 @@ export const LEADER_ACTIONS: { [K in Exclude<StateAction, 'state.leader'> as Sho
   bindEdgeId: { params: BindEdgeIdParams, run: (l, p) => edge.bindEdgeId(l, p) },
   recordCheckins: { params: RecordCheckinsParams, run: (l, p) => edge.recordCheckins(l, p) },
   clearAssociation: { params: IdParams, run: (l, p) => edge.clearAssociation(l, p.id) },
+  queueCommands: { params: QueueCommandsParams, run: (l, p) => commands.queueCommands(l, p) },
+  updateCommands: { params: UpdateCommandsParams, run: (l, p) => commands.updateCommands(l, p) },
+  listCommands: { params: ListCommandsParams, run: (l, p) => commands.listCommands(l, p) },
+  getCommand: { params: CommandSeqParams, run: (l, p) => commands.getCommand(l, p.id, p.seq) },
+  pendingCommands: { params: PendingCommandsParams, run: (l, p) => commands.pendingCommands(l, p) },
+  batchCommands: { params: BatchCommandsParams, run: (l, p) => commands.batchCommands(l, p) },
+  getCommandBatch: { params: BatchIdParams, run: (l, p) => commands.getCommandBatch(l, p.batchId) },
   putSnapshot: { params: PutSnapshotParams, run: (l, p) => snapshots.putSnapshot(l, p) },
   getSnapshot: { params: IdParams, run: (l, p) => snapshots.getSnapshot(l, p.id) },
 };
