@@ -15,7 +15,7 @@ const ADMIN = { Username: 'admin', Password: 'correct-horse-battery' };
 const PUBLIC_OPERATIONS = [
   'POST /api/auth', 'GET /api/users/admin/check', 'POST /api/users/admin/init', 'GET /api/system/status', 'GET /api/status',
   // Edge agents have no user credentials: the Edge ID check is their authentication.
-  'GET /api/endpoints/:id/edge/status', 'GET /api/endpoints/:id/status',
+  'GET /api/endpoints/:id/edge/status', 'GET /api/endpoints/:id/status', 'POST /api/endpoints/edge/async',
 ];
 
 /** A multipart/form-data body as Portainer's clients send it (string fields, optional files). */

@@ -4,7 +4,7 @@ import { CheckinHandler } from './checkin';
 import { EdgeRegistry } from './registry';
 
 const env = (over: Partial<EdgeEnvironment> = {}): EdgeEnvironment => ({
-  Id: 1, EdgeID: '', Type: 4, EdgeCheckinInterval: 0, AsyncMode: false, UserTrusted: true, LastCheckInDate: 0, AgentVersion: '',
+  Id: 1, EdgeID: '', Type: 4, EdgeCheckinInterval: 0, AsyncMode: false, AsyncIntervals: { Ping: 0, Snapshot: 0, Command: 0 }, UserTrusted: true, LastCheckInDate: 0, AgentVersion: '',
   Rev: { fence: 1, seq: 1 }, ...over,
 });
 
@@ -57,7 +57,7 @@ describe('CheckinHandler', () => {
     expect((await h.checkin({ ...agent, id: 2 })).status).toBe(404);
     registry.apply(env({ EdgeID: 'agent-1', AgentVersion: '2.23.0', UserTrusted: false, Rev: { fence: 1, seq: 99 } }));
     expect((await h.checkin(agent)).error?.details).toBe('the device has not been trusted yet');
-    registry.setSettings({ EdgeAgentCheckinInterval: 5, TrustOnFirstConnect: true });
+    registry.setSettings({ ...registry.settings, TrustOnFirstConnect: true });
     expect((await h.checkin(agent)).status).toBe(200);
     expect(beats).toEqual([[1, 1000]]);
   });

@@ -1,4 +1,4 @@
-import type { CheckinParams, CheckinResult, EdgeEnvironment } from '../../shared/contracts';
+import type { BindEdgeIdParams, CheckinParams, CheckinResult, EdgeEnvironment } from '../../shared/contracts';
 import { AppError } from '../../shared/errors';
 import { edgeTypeOfPlatform, ifNoneMatchHits } from '../../shared/protocol';
 import type { EdgeRegistry, Entry } from './registry';
@@ -7,7 +7,7 @@ import type { EdgeRegistry, Entry } from './registry';
 export interface CheckinDeps {
   registry: EdgeRegistry;
   /** `state.bindEdgeId`; rejects with a 403/404 AppError when state refuses. */
-  bind(p: { id: number; edgeId: string; agentVersion: string; platform: 1 | 2 }): Promise<{ environment: EdgeEnvironment }>;
+  bind(p: BindEdgeIdParams): Promise<{ environment: EdgeEnvironment }>;
   heartbeat(id: number, at: number): void;
   now(): number;
   /** An agent was bound to an environment that had none (its first check-in). */
@@ -29,6 +29,19 @@ export class CheckinHandler {
   constructor(private readonly deps: CheckinDeps) {}
 
   async checkin(p: CheckinParams): Promise<CheckinResult> {
+    const admitted = await this.admit(p);
+    if ('status' in admitted) return admitted;
+    const reply = this.deps.registry.reply(admitted.entry);
+    if (ifNoneMatchHits(p.ifNoneMatch, reply.etag)) return { status: 304, etag: reply.etag };
+    return { status: 200, etag: reply.etag, body: reply.json };
+  }
+
+  /**
+   * The checks every agent request passes (standard check-in and async exchange alike): known
+   * environment, the bound Edge ID (binding it on first contact), a valid platform, trust; then
+   * the heartbeat. `async` marks the environment async when its agent uses the async exchange.
+   */
+  async admit(p: Omit<CheckinParams, 'ifNoneMatch'> & { async?: boolean }): Promise<{ entry: Entry } | CheckinResult> {
     const { registry } = this.deps;
     let entry = registry.get(p.id);
     if (!entry) return fail(404, 'Unable to find an environment with the specified identifier inside the database', 'environment not found');
@@ -40,8 +53,9 @@ export class CheckinHandler {
     if (!entry.env.UserTrusted && !registry.settings.TrustOnFirstConnect) return fail(403, DENIED, 'the device has not been trusted yet');
 
     const agentVersion = p.agentVersion ?? '';
-    if (!entry.env.EdgeID || entry.env.AgentVersion !== agentVersion || entry.env.Type !== type) {
-      const refused = await this.bind(entry, edgeId, agentVersion, type === 7 ? 2 : 1);
+    const becomesAsync = !!p.async && !entry.env.AsyncMode;
+    if (!entry.env.EdgeID || entry.env.AgentVersion !== agentVersion || entry.env.Type !== type || becomesAsync) {
+      const refused = await this.bind(entry, edgeId, agentVersion, type === 7 ? 2 : 1, becomesAsync);
       if (refused) return refused;
       entry = registry.get(p.id);
       if (!entry) return fail(404, 'Unable to find an environment with the specified identifier inside the database', 'environment not found');
@@ -50,19 +64,16 @@ export class CheckinHandler {
     const at = this.deps.now();
     entry.heartbeat = Math.max(entry.heartbeat, at);
     this.deps.heartbeat(entry.env.Id, at);
-
-    const reply = registry.reply(entry);
-    if (ifNoneMatchHits(p.ifNoneMatch, reply.etag)) return { status: 304, etag: reply.etag };
-    return { status: 200, etag: reply.etag, body: reply.json };
+    return { entry };
   }
 
   /** The first check-in (or a new agent version/platform): the only write on this path. */
-  private async bind(entry: Entry, edgeId: string, agentVersion: string, platform: 1 | 2): Promise<CheckinResult | undefined> {
-    const key = `${entry.env.Id}\n${edgeId}\n${agentVersion}\n${platform}`;
+  private async bind(entry: Entry, edgeId: string, agentVersion: string, platform: 1 | 2, async: boolean): Promise<CheckinResult | undefined> {
+    const key = `${entry.env.Id}\n${edgeId}\n${agentVersion}\n${platform}\n${async}`;
     let pending = this.binding.get(key);
     if (!pending) {
       const first = !entry.env.EdgeID;
-      pending = this.deps.bind({ id: entry.env.Id, edgeId, agentVersion, platform })
+      pending = this.deps.bind({ id: entry.env.Id, edgeId, agentVersion, platform, ...(async ? { async } : {}) })
         .then(({ environment }) => {
           this.deps.registry.apply(environment);
           if (first && environment.EdgeID === edgeId) this.deps.onBound?.(environment.Id, environment.AsyncMode);

@@ -2,7 +2,7 @@ import type { Context, ServiceSchema } from 'moleculer';
 import { Type } from '@sinclair/typebox';
 import type { Config } from '../../shared/config';
 import {
-  CheckinParams, EdgeEvents, EnvironmentChanged, HeartbeatsParams, SetTunnelParams, SettingsChanged, TunnelChanged,
+  AsyncExchangeParams, CheckinParams, EdgeEvents, EnvironmentChanged, HeartbeatsParams, SetTunnelParams, SettingsChanged, TunnelChanged,
   type ActionMap,
 } from '../../shared/contracts';
 import { PollingRuntime } from './runtime';
@@ -27,6 +27,14 @@ export function pollingService(_config: Config): ServiceSchema {
         handler: (ctx: Ctx<'polling.checkin'>) => {
           rt.assertReady();
           return rt.checkins.checkin(ctx.params);
+        },
+      },
+      /** `POST /api/endpoints/edge/async`: one exchange with an async agent. */
+      asyncExchange: {
+        params: AsyncExchangeParams,
+        handler: (ctx: Ctx<'polling.asyncExchange'>) => {
+          rt.assertReady();
+          return rt.async.exchange(ctx.params);
         },
       },
       /** Called by the tunnel service: the reply says REQUIRED (port, encrypted credentials) or IDLE. */

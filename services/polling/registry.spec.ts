@@ -3,7 +3,7 @@ import { decryptCredentials, encryptCredentials, etag } from '../../shared/proto
 import { EdgeRegistry } from './registry';
 
 const env = (over: Partial<EdgeEnvironment> = {}): EdgeEnvironment => ({
-  Id: 1, EdgeID: '', Type: 4, EdgeCheckinInterval: 0, AsyncMode: false, UserTrusted: true, LastCheckInDate: 0, AgentVersion: '',
+  Id: 1, EdgeID: '', Type: 4, EdgeCheckinInterval: 0, AsyncMode: false, AsyncIntervals: { Ping: 0, Snapshot: 0, Command: 0 }, UserTrusted: true, LastCheckInDate: 0, AgentVersion: '',
   Rev: { fence: 1, seq: 1 }, ...over,
 });
 
@@ -60,7 +60,7 @@ describe('EdgeRegistry', () => {
     const tagA = r.reply(a).etag;
     const replyB = r.reply(b);
     expect(tagA).toBe(etag('{"status":"IDLE","port":0,"schedules":[],"checkin":5,"credentials":"","stacks":[]}\n'));
-    r.setSettings({ EdgeAgentCheckinInterval: 60, TrustOnFirstConnect: false });
+    r.setSettings({ ...r.settings, EdgeAgentCheckinInterval: 60 });
     expect(JSON.parse(r.reply(a).json).checkin).toBe(60);
     expect(r.reply(b)).toBe(replyB);
   });

@@ -1,4 +1,7 @@
-import type { EdgeEnvironment, Revision, SettingsChanged, TunnelChanged } from '../../shared/contracts';
+import {
+  asyncHeartbeatInterval, effectiveAsyncIntervals, settingsAsyncIntervals,
+  type AsyncIntervals, type EdgeEnvironment, type Revision, type Settings, type SettingsChanged, type TunnelChanged,
+} from '../../shared/contracts';
 import { encodeEdgeStatus, type EncodedEdgeStatus } from '../../shared/protocol';
 
 /** A tunnel as the tunnel service last described it (credentials encrypted for `edgeId`). */
@@ -27,7 +30,7 @@ export const olderRev = (a: Revision, b: Revision) => a.fence < b.fence || (a.fe
 export class EdgeRegistry {
   private readonly entries = new Map<number, Entry>();
   private gen = 0;
-  settings: SettingsChanged = { EdgeAgentCheckinInterval: 5, TrustOnFirstConnect: false };
+  settings: SettingsChanged = { EdgeAgentCheckinInterval: 5, TrustOnFirstConnect: false, Async: settingsAsyncIntervals({ Edge: { PingInterval: 0, SnapshotInterval: 0, CommandInterval: 0, AsyncMode: false }, SnapshotInterval: '5m' }) };
   /** Called when an environment's agent changed or it was removed: its pending heartbeat is void. */
   onAgentGone: (id: number) => void = () => undefined;
 
@@ -39,9 +42,15 @@ export class EdgeRegistry {
     return this.entries.size;
   }
 
-  /** The effective check-in interval: the environment's own, else the settings'. */
+  /** The effective check-in interval: the environment's own, else the settings'; async: its shortest timer. */
   interval(e: Entry): number {
+    if (e.env.AsyncMode) return asyncHeartbeatInterval(this.asyncIntervals(e));
     return e.env.EdgeCheckinInterval || this.settings.EdgeAgentCheckinInterval;
+  }
+
+  /** The timers an async agent runs (seconds). */
+  asyncIntervals(e: Entry): AsyncIntervals {
+    return effectiveAsyncIntervals(e.env.AsyncIntervals, this.settings.Async);
   }
 
   /** Applies a view from state unless a newer one was applied already. True when applied. */
@@ -98,9 +107,10 @@ export class EdgeRegistry {
   }
 
   /** New settings: replies that use the default interval are rebuilt on the next check-in. */
-  setSettings(s: SettingsChanged): void {
+  setSettings(s: SettingsChanged | Settings): void {
     const intervalChanged = s.EdgeAgentCheckinInterval !== this.settings.EdgeAgentCheckinInterval;
-    this.settings = { EdgeAgentCheckinInterval: s.EdgeAgentCheckinInterval, TrustOnFirstConnect: s.TrustOnFirstConnect };
+    const Async = 'Async' in s ? s.Async : settingsAsyncIntervals(s);
+    this.settings = { EdgeAgentCheckinInterval: s.EdgeAgentCheckinInterval, TrustOnFirstConnect: s.TrustOnFirstConnect, Async };
     if (!intervalChanged) return;
     for (const e of this.entries.values()) if (!e.env.EdgeCheckinInterval) e.reply = undefined;
   }

@@ -5,6 +5,7 @@ import {
 } from '../../shared/contracts';
 import { AppError, BadRequestError, NotFoundError } from '../../shared/errors';
 import { encryptCredentials } from '../../shared/protocol';
+import { AsyncExchangeHandler } from './async';
 import { CheckinHandler } from './checkin';
 import { HeartbeatFlusher } from './flusher';
 import { EdgeRegistry } from './registry';
@@ -30,6 +31,7 @@ export class PollingRuntime {
   readonly registry = new EdgeRegistry();
   readonly flusher: HeartbeatFlusher;
   readonly checkins: CheckinHandler;
+  readonly async: AsyncExchangeHandler;
   private ready = false;
   /** Events that arrived while seeding; replayed after it (their revisions sort them out). */
   private backlog: Array<() => void> | null = [];
@@ -47,6 +49,7 @@ export class PollingRuntime {
       onBound: (id, asyncMode) => void broker.emit(SnapshotEvents.agentBound, { id, asyncMode })
         .catch((err: Error) => log.warn({ id, err: err.message }, 'polling: agent-bound event not sent')),
     });
+    this.async = new AsyncExchangeHandler(broker, this.registry, this.checkins, log);
   }
 
   /** Seeds the registry, retrying with jittered backoff; resolves early (after SEED_WAIT_MS) if state is slow. */
@@ -127,6 +130,7 @@ export class PollingRuntime {
     let change: TunnelChanged = { id: p.id, status: 'IDLE', port: 0, credentials: '', edgeId: '', version: p.version };
     if (p.status === 'REQUIRED') {
       const edgeId = entry.env.EdgeID;
+      if (entry.env.AsyncMode) throw new BadRequestError('An async environment never opens a tunnel', { id: p.id });
       if (!edgeId) throw new BadRequestError('The environment has no associated Edge agent yet', { id: p.id });
       if (!p.port || !p.credentials) throw new BadRequestError('A required tunnel needs a port and credentials', { id: p.id });
       change = { ...change, status: 'REQUIRED', port: p.port, credentials: encryptCredentials(p.credentials, edgeId), edgeId };

@@ -1,10 +1,19 @@
 import http from 'node:http';
+import zlib from 'node:zlib';
+import * as jsonpatch from 'fast-json-patch';
+import type { Operation } from 'fast-json-patch';
+import { LRUCache } from 'lru-cache';
 import type { Context, ServiceBroker, ServiceSchema } from 'moleculer';
 import type { Config } from '../../shared/config';
-import { AgentBoundEvent, SnapshotEvents, SnapshotIdParams, call, type SnapshotSummary } from '../../shared/contracts';
-import { AppError } from '../../shared/errors';
-import { signAgentRequest } from '../../shared/protocol';
-import { MAX_PACKED_SNAPSHOT_CHARS, collectDockerSnapshot, packSnapshot, summarizeSnapshot } from '../../shared/snapshot';
+import { AcceptSnapshotParams, AgentBoundEvent, SnapshotEvents, SnapshotIdParams, call, type SnapshotSummary } from '../../shared/contracts';
+import { AppError, BadRequestError } from '../../shared/errors';
+import { agentSignatureHeaders } from '../../shared/protocol';
+import {
+  MAX_PACKED_SNAPSHOT_CHARS, MAX_SNAPSHOT_BYTES, collectDockerSnapshot, packSnapshot, snapshotHash, summarizeSnapshot, unpackSnapshot, type DockerSnapshot,
+} from '../../shared/snapshot';
+
+/** Async environments whose latest snapshot stays in memory, so their next patch needs no store read. */
+const RECENT_SNAPSHOTS = 500;
 
 /** One Docker API read through the tunnel may take this long (a busy engine listing thousands of containers). */
 const REQUEST_TIMEOUT_MS = 30_000;
@@ -28,11 +37,18 @@ class AgentReadError extends AppError {
  */
 export function snapshotsService(_config: Config): ServiceSchema {
   const inFlight = new Map<number, Promise<SnapshotSummary>>();
-  let signingKey: Promise<string> | undefined;
+  const recent = new LRUCache<number, { hash: number; doc: DockerSnapshot }>({ max: RECENT_SNAPSHOTS });
+  let signature: ReturnType<typeof agentSignatureHeaders> | undefined;
 
   return {
     name: 'snapshots',
     actions: {
+      accept: {
+        params: AcceptSnapshotParams,
+        handler(ctx: Context<AcceptSnapshotParams>) {
+          return accept(this.broker, ctx.params);
+        },
+      },
       take: {
         params: SnapshotIdParams,
         handler(ctx: Context<SnapshotIdParams>): Promise<SnapshotSummary> {
@@ -61,21 +77,61 @@ export function snapshotsService(_config: Config): ServiceSchema {
     },
   };
 
+  /**
+   * An async agent's snapshot (reference 2.5): a full one replaces the stored one; a patch applies
+   * to the stored one only if `hash` is that snapshot's hash, else the agent is asked for a full
+   * one. The latest snapshots are kept in a small cache so a patch rarely needs a store read.
+   */
+  async function accept(broker: ServiceBroker, p: AcceptSnapshotParams): Promise<{ needFullSnapshot: boolean }> {
+    if (p.full) {
+      let doc: DockerSnapshot;
+      try {
+        doc = unpackSnapshot(p.full);
+      } catch (err) {
+        throw new BadRequestError('The snapshot is not valid gzip JSON', (err as Error).message);
+      }
+      await call(broker, 'state.putSnapshot', { id: p.id, packed: p.full });
+      recent.set(p.id, { hash: snapshotHash(doc), doc });
+      return { needFullSnapshot: false };
+    }
+    if (!p.patch || p.hash === undefined) throw new BadRequestError('A snapshot patch needs the hash of the snapshot it applies to', { id: p.id });
+    let ops: Operation[];
+    try {
+      ops = JSON.parse(zlib.gunzipSync(Buffer.from(p.patch, 'base64'), { maxOutputLength: MAX_SNAPSHOT_BYTES }).toString('utf8')) as Operation[];
+      if (!Array.isArray(ops)) throw new Error('a patch is a JSON array');
+    } catch (err) {
+      throw new BadRequestError('The snapshot patch is not valid gzip JSON', (err as Error).message);
+    }
+    let base = recent.get(p.id);
+    if (!base || base.hash !== p.hash) {
+      const { packed } = await call(broker, 'state.getSnapshot', { id: p.id });
+      if (!packed) return { needFullSnapshot: true };
+      const doc = unpackSnapshot(packed);
+      base = { hash: snapshotHash(doc), doc };
+    }
+    if (base.hash !== p.hash) return { needFullSnapshot: true };
+    if (!ops.length) return { needFullSnapshot: false };
+    let next: DockerSnapshot;
+    try {
+      next = jsonpatch.applyPatch(structuredClone(base.doc), ops, true, true).newDocument;
+    } catch {
+      return { needFullSnapshot: true };
+    }
+    const packed = packSnapshot(next);
+    if (packed.length > MAX_PACKED_SNAPSHOT_CHARS) throw new AppError('The snapshot is too large to store', 413, 'SNAPSHOT_TOO_LARGE', { id: p.id, packedChars: packed.length });
+    await call(broker, 'state.putSnapshot', { id: p.id, packed });
+    recent.set(p.id, { hash: snapshotHash(next), doc: next });
+    return { needFullSnapshot: false };
+  }
+
   async function take(broker: ServiceBroker, id: number): Promise<SnapshotSummary> {
-    signingKey ??= call(broker, 'state.getSecret', { name: 'agentPrivateKey' }).then((s) => s.value).catch((err) => {
-      signingKey = undefined;
-      throw err;
-    });
-    const key = await signingKey;
-    const { host, port } = await call(broker, 'tunnel.ensureTunnel', { id }, { timeout: 120_000 });
+    signature ??= agentSignatureHeaders(() => call(broker, 'state.getSecret', { name: 'agentPrivateKey' }).then((s) => s.value));
+    const headers = { ...(await signature()) };
+    const { host, port } = await call(broker, 'tunnel.ensureTunnel', { id }, { timeout: 600_000 });
     const agent = new http.Agent({ keepAlive: true, maxSockets: 8 });
     try {
       const get = (path: string) => new Promise<unknown>((resolve, reject) => {
-        const sig = signAgentRequest(key);
-        const req = http.request({
-          host, port, path, method: 'GET', agent, timeout: REQUEST_TIMEOUT_MS,
-          headers: { 'X-PortainerAgent-Signature': sig.signature, 'X-PortainerAgent-PublicKey': sig.publicKeyHex },
-        }, (res) => {
+        const req = http.request({ host, port, path, method: 'GET', agent, timeout: REQUEST_TIMEOUT_MS, headers }, (res) => {
           const chunks: Buffer[] = [];
           res.on('data', (c: Buffer) => chunks.push(c));
           res.on('error', reject);

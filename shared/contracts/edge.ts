@@ -1,4 +1,5 @@
 import { Type, type Static } from '@sinclair/typebox';
+import { AsyncIntervals } from './async';
 import { Id } from './common';
 
 /*
@@ -47,6 +48,8 @@ export const EdgeEnvironment = Type.Object({
   Type: Type.Integer(),
   EdgeCheckinInterval: Type.Integer({ minimum: 0 }),
   AsyncMode: Type.Boolean(),
+  /** The environment's own async timers, seconds (0: the settings'). */
+  AsyncIntervals: AsyncIntervals,
   UserTrusted: Type.Boolean(),
   LastCheckInDate: Type.Integer(),
   AgentVersion: Type.String(),
@@ -71,6 +74,8 @@ export const BindEdgeIdParams = Type.Object({
   edgeId: Type.String({ minLength: 1, maxLength: 1024 }),
   agentVersion: Text(128),
   platform: Type.Union([Type.Literal(1), Type.Literal(2)]),
+  /** The agent uses the async exchange: the environment becomes async. */
+  async: Type.Optional(Type.Boolean()),
 }, { additionalProperties: false });
 export type BindEdgeIdParams = Static<typeof BindEdgeIdParams>;
 
@@ -142,7 +147,12 @@ export const EnvironmentChanged = Type.Object({ id: Id, rev: Revision, edge: Typ
 export type EnvironmentChanged = Static<typeof EnvironmentChanged>;
 
 /** `settings.changed`: the settings edge check-ins depend on. */
-export const SettingsChanged = Type.Object({ EdgeAgentCheckinInterval: Type.Integer({ minimum: 1 }), TrustOnFirstConnect: Type.Boolean() });
+export const SettingsChanged = Type.Object({
+  EdgeAgentCheckinInterval: Type.Integer({ minimum: 1 }),
+  TrustOnFirstConnect: Type.Boolean(),
+  /** The settings' async timers, defaults resolved (seconds). */
+  Async: AsyncIntervals,
+});
 export type SettingsChanged = Static<typeof SettingsChanged>;
 
 /** `edgeTunnel.changed`: a tunnel as every polling replica must answer it (credentials already encrypted). */

@@ -71,6 +71,13 @@ export const Environment = Type.Object({
 }, { $id: 'Environment' });
 export type Environment = Static<typeof Environment>;
 
+/** An async environment's own timers, seconds (Portainer BE's field names; 0: the settings'). */
+const AsyncTimerFields = {
+  EdgePingInterval: Type.Optional(CheckinInterval),
+  EdgeSnapshotInterval: Type.Optional(CheckinInterval),
+  EdgeCommandInterval: Type.Optional(CheckinInterval),
+};
+
 /** `POST /api/endpoints` body (JSON, or the same fields as multipart form values). */
 export const EnvironmentCreate = Type.Object({
   Name,
@@ -82,6 +89,7 @@ export const EnvironmentCreate = Type.Object({
   EdgeCheckinInterval: Type.Optional(CheckinInterval),
   ContainerEngine: Type.Optional(Type.Union([Type.Literal('docker'), Type.Literal('podman')])),
   EdgeAsync: Type.Optional(Type.Boolean()),
+  ...AsyncTimerFields,
 }, { additionalProperties: false, $id: 'EnvironmentCreate' });
 export type EnvironmentCreate = Static<typeof EnvironmentCreate>;
 
@@ -96,6 +104,7 @@ export const EnvironmentUpdate = Type.Object({
   TagIds: Type.Optional(Type.Array(Id, { maxItems: 1000 })),
   Status: Type.Optional(Type.Integer({ minimum: 1, maximum: 2 })),
   EdgeCheckinInterval: Type.Optional(CheckinInterval),
+  ...AsyncTimerFields,
   UserAccessPolicies: Type.Optional(AccessPolicies),
   TeamAccessPolicies: Type.Optional(AccessPolicies),
 }, { additionalProperties: false, $id: 'EnvironmentUpdate' });

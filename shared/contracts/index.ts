@@ -8,3 +8,4 @@ export * from './actions';
 export * from './edge';
 export * from './snapshots';
 export * from './commands';
+export * from './async';

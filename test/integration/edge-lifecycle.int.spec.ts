@@ -1,18 +1,13 @@
-import { execFile } from 'node:child_process';
 import { request as undiciRequest } from 'undici';
-import { promisify } from 'node:util';
-import fs from 'node:fs';
+import { docker, TEST_IMAGE as IMAGE } from '../helpers/docker';
+import { EdgeTestbed } from '../helpers/edge-testbed';
 import { api, insecureAgent } from '../helpers/http';
-import { tempDataDir } from '../helpers/ids';
-import { startTestNode, type TestNode } from '../helpers/node';
-import { AGENT_MAIN, freePort, startProcess, waitFor, type CapstanProcess } from '../helpers/processes';
+import type { TestNode } from '../helpers/node';
+import { waitFor, type CapstanProcess } from '../helpers/processes';
 
-const run = promisify(execFile);
-const IMAGE = process.env.CAPSTAN_TEST_IMAGE || 'capstan-test/busybox:latest';
 const withDocker = process.env.CAPSTAN_TEST_NO_DOCKER === '1' ? describe.skip : describe;
 jest.setTimeout(180_000);
 
-const docker = (...args: string[]) => run('docker', args, { timeout: 60_000 });
 const count = (p: CapstanProcess, text: string) => p.output.filter((l) => l.includes(text)).length;
 /** Tunnel closes an agent logged: by itself ("closing tunnel") or by the server ("tunnel closed"). */
 const closes = (p: CapstanProcess) => count(p, 'closing tunnel') + count(p, '"tunnel closed"');
@@ -24,41 +19,21 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
  * streams keeping their tunnel, and several agents sharing one environment.
  */
 withDocker('edge environment lifecycle', () => {
+  const bed = new EdgeTestbed(`capstan-life-${process.pid}`);
+  const tag = bed.tag;
   let n: TestNode;
   let token: string;
-  const agents: CapstanProcess[] = [];
-  const dirs: string[] = [];
-  const tag = `capstan-life-${process.pid}`;
-
-  const startAgent = (key: string, edgeId: string) => {
-    const dataDir = tempDataDir('capstan-agent-');
-    dirs.push(dataDir);
-    const p = startProcess(`agent-${agents.length}`, { EDGE: '1', EDGE_KEY: key, EDGE_ID: edgeId, EDGE_INSECURE_POLL: '1', DATA_PATH: dataDir, LOG_LEVEL: 'info' }, AGENT_MAIN);
-    agents.push(p);
-    return p;
-  };
-  const createEnv = async (name: string) => {
-    const env = await api(n.url, 'POST', '/api/endpoints', { token, body: { Name: name, EndpointCreationType: 4, URL: n.url, EdgeCheckinInterval: 1 } });
-    expect(env.status).toBe(200);
-    return env.body as { Id: number; EdgeKey: string };
-  };
-  const getEnv = async (id: number, query = '') => (await api(n.url, 'GET', `/api/endpoints/${id}${query}`, { token })).body;
+  const startAgent = (key: string, edgeId: string) => bed.startAgent(key, edgeId);
+  const createEnv = (name: string) => bed.createEnv(name, { EdgeCheckinInterval: 1 });
+  const getEnv = (id: number, query = '') => bed.getEnv(id, query);
 
   beforeAll(async () => {
-    await run('bash', ['infra/ensure-test-image.sh']);
     // Short idle limit so reaping happens within the test; the reaper then runs every 1.5 s.
-    n = await startTestNode({ tunnelPort: await freePort(), tunnelIdleMs: 3000 });
-    await api(n.url, 'POST', '/api/users/admin/init', { body: { Username: 'admin', Password: 'a-long-password' } });
-    token = (await api(n.url, 'POST', '/api/auth', { body: { Username: 'admin', Password: 'a-long-password' } })).body.jwt;
+    await bed.start({ tunnelIdleMs: 3000 });
+    ({ n, token } = bed);
   });
 
-  afterAll(async () => {
-    await Promise.all(agents.map((a) => a.kill()));
-    await n?.stop();
-    const { stdout } = await docker('ps', '-aq', '--filter', `name=${tag}`).catch(() => ({ stdout: '' }));
-    if (stdout.trim()) await docker('rm', '-f', ...stdout.trim().split('\n')).catch(() => undefined);
-    dirs.forEach((d) => fs.rmSync(d, { recursive: true, force: true }));
-  });
+  afterAll(() => bed.stop());
 
   describe('snapshots and keep-alive', () => {
     let envId: number;

@@ -7,7 +7,8 @@ import { UnauthorizedError } from '../../../shared/errors';
 import { proxyRequest, proxyUpgrade } from '../../../shared/http';
 import { principalOf } from '../../plugins/auth';
 import { TunnelKeepAlive } from './keepalive';
-import { CALLER_ONLY_HEADERS, dockerTargetResolver } from './target';
+import { readFromSnapshot, snapshotRead } from './snapshot-reads';
+import { AsyncEnvironmentError, CALLER_ONLY_HEADERS, dockerTargetResolver } from './target';
 
 const PATH = /^\/api\/endpoints\/([0-9]{1,10})\/docker(\/[^?]*)?(\?.*)?$/;
 
@@ -42,8 +43,17 @@ export default async function dockerRoutes(fastify: FastifyInstance): Promise<vo
     },
     handler: async (request, reply) => {
       const { id, '*': rest } = request.params as { id: number; '*': string };
-      const { target, headers } = await resolve(principalOf(request), id);
       const query = request.raw.url!.includes('?') ? request.raw.url!.slice(request.raw.url!.indexOf('?')) : '';
+      let resolved: Awaited<ReturnType<typeof resolve>>;
+      try {
+        resolved = await resolve(principalOf(request), id);
+      } catch (err) {
+        // Async environments (access already checked): reads come from the latest snapshot.
+        if (!(err instanceof AsyncEnvironmentError) || (request.method !== 'GET' && request.method !== 'HEAD') || !snapshotRead(`/${rest}`)) throw err;
+        const { body, time } = await readFromSnapshot(fastify.broker, id, `/${rest}`, query.slice(1));
+        return reply.header('x-capstan-snapshot-time', String(time)).type('application/json').send(JSON.stringify(body));
+      }
+      const { target, headers } = resolved;
       reply.hijack();
       reply.raw.once('close', keepAlive.hold(id));
       proxyRequest(request.raw, reply.raw, target, { path: `/${rest}${query}`, headers, omit: CALLER_ONLY_HEADERS, onError: (err) => request.log.warn({ err: err.message, id }, 'docker proxy error') });

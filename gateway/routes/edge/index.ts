@@ -1,7 +1,10 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from '@sinclair/typebox';
-import type { FastifyReply } from 'fastify';
-import { call, EdgeStatus, Environment, IdParams } from '../../../shared/contracts';
+import zlib from 'node:zlib';
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import { AsyncReply, CapstanAsyncExtension, call, EdgeStatus, Environment, IdParams } from '../../../shared/contracts';
+import { AppError, BadRequestError } from '../../../shared/errors';
+import { MAX_PACKED_SNAPSHOT_CHARS } from '../../../shared/snapshot';
 import { errorResponses } from '../../schemas';
 
 const tags = ['edge'];
@@ -10,6 +13,47 @@ const tags = ['edge'];
 function header(v: string | string[] | undefined, max: number): string | undefined {
   const s = Array.isArray(v) ? v[0] : v;
   return s === undefined ? undefined : s.slice(0, max);
+}
+
+/** Largest async request body, decompressed (a full snapshot of a big host). */
+const ASYNC_BODY_LIMIT = 64 * 1024 * 1024;
+
+/** `POST /api/endpoints/edge/async` body (reference 2.2, plus Capstan's `capstan`); other fields are ignored. */
+const AsyncRequestBody = Type.Object({
+  endpointId: Type.Optional(Type.Integer({ minimum: 0, maximum: 2147483647 })),
+  commandTimestamp: Type.Optional(Type.String({ maxLength: 64 })),
+  // Snapshot contents are checked by hand: the validator strips properties a schema does not name.
+  snapshot: Type.Optional(Type.Object({
+    docker: Type.Optional(Type.Unknown({ description: 'A full DockerSnapshot (reference 5.1)' })),
+    dockerPatch: Type.Optional(Type.Unknown({ description: 'RFC 6902 operations from the previous snapshot' })),
+    dockerHash: Type.Optional(Type.Integer({ minimum: 0, maximum: 0xffffffff })),
+  })),
+  capstan: Type.Optional(CapstanAsyncExtension),
+  metaFields: Type.Optional(Type.Unknown()),
+}, { additionalProperties: true });
+
+/** A snapshot part as it travels on to the snapshots service: gzip + base64, size-checked. */
+function packed(value: unknown): string {
+  const s = zlib.gzipSync(JSON.stringify(value)).toString('base64');
+  if (s.length > MAX_PACKED_SNAPSHOT_CHARS) throw new AppError('The snapshot is too large to store', 413, 'SNAPSHOT_TOO_LARGE', { packedChars: s.length, limit: MAX_PACKED_SNAPSHOT_CHARS });
+  return s;
+}
+
+/**
+ * Async agents gzip requests that carry a snapshot (`Content-Encoding: gzip`): the body is read
+ * through a gunzip stream, so the body limit counts decompressed bytes.
+ */
+async function gunzipRequest(request: FastifyRequest, _reply: FastifyReply, payload: NodeJS.ReadableStream & { receivedEncodedLength?: number }) {
+  const encoding = String(request.headers['content-encoding'] ?? 'identity').trim().toLowerCase();
+  if (encoding === 'identity' || encoding === '') return payload;
+  if (encoding !== 'gzip') throw new AppError('Unsupported Content-Encoding', 415, 'UNSUPPORTED_ENCODING', { 'content-encoding': encoding, supported: ['gzip', 'identity'] });
+  const gunzip = zlib.createGunzip() as zlib.Gunzip & { receivedEncodedLength: number };
+  gunzip.receivedEncodedLength = 0;
+  payload.on('data', (c: Buffer) => (gunzip.receivedEncodedLength += c.length));
+  payload.on('error', (err: Error) => gunzip.destroy(err));
+  gunzip.on('error', () => undefined);
+  payload.pipe(gunzip);
+  return gunzip;
 }
 
 const NotModified = Type.Null({ description: 'Not modified: the reply has the ETag the agent sent' });
@@ -44,6 +88,45 @@ const edgeRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
     if (r.status === 200) return raw.header('etag', r.etag).type('application/json').send(r.body);
     if (r.status === 304) return raw.code(304).header('etag', r.etag).send();
     return raw.code(r.status).send(r.error);
+  });
+
+  fastify.post('/endpoints/edge/async', {
+    config: { public: true },
+    // Snapshots of big hosts: the limit applies to the decompressed body.
+    bodyLimit: ASYNC_BODY_LIMIT,
+    preParsing: gunzipRequest,
+    schema: {
+      tags,
+      summary: 'Edge agent async exchange (reference section 2): ping, snapshot (full or JSON patch, gzip), command acknowledgements and new commands',
+      body: AsyncRequestBody,
+      response: { 200: AsyncReply, ...errorResponses([403, 404, 413, 415], { authenticated: false }) },
+    },
+  }, async (request, reply) => {
+    const b = request.body;
+    const h = request.headers;
+    if (!b.endpointId) {
+      throw new BadRequestError('endpointId is required: start the agent with its environment\'s Edge key (global keys are not supported)', { endpointId: b.endpointId ?? null });
+    }
+    const snapshot = b.snapshot ?? {};
+    const isObject = (v: unknown): v is Record<string, unknown> => !!v && typeof v === 'object' && !Array.isArray(v);
+    if (snapshot.docker !== undefined && !(isObject(snapshot.docker) && typeof snapshot.docker.Time === 'number' && isObject(snapshot.docker.DockerSnapshotRaw))) {
+      throw new BadRequestError('snapshot.docker must be a Docker snapshot: an object with a numeric Time and a DockerSnapshotRaw object', { snapshot: 'docker' });
+    }
+    if (snapshot.dockerPatch !== undefined && (!Array.isArray(snapshot.dockerPatch) || snapshot.dockerHash === undefined)) {
+      throw new BadRequestError('snapshot.dockerPatch must be an array of RFC 6902 operations, sent with dockerHash', { snapshot: 'dockerPatch' });
+    }
+    const r = await call(broker, 'polling.asyncExchange', {
+      endpointId: b.endpointId,
+      edgeId: header(h['x-portaineragent-edgeid'], 1024),
+      agentVersion: header(h['portainer-agent'], 128),
+      platform: header(h['portainer-agent-platform'], 16),
+      ...(b.commandTimestamp !== undefined ? { commandTimestamp: b.commandTimestamp } : {}),
+      ...(snapshot.docker ? { snapshotFull: packed(snapshot.docker) } : {}),
+      ...(!snapshot.docker && snapshot.dockerPatch ? { snapshotPatch: packed(snapshot.dockerPatch), snapshotHash: snapshot.dockerHash } : {}),
+      ...(b.capstan ? { capstan: b.capstan } : {}),
+    });
+    if (r.status !== 200) return (reply as FastifyReply).code(r.status).send(r.error);
+    return r.body;
   });
 
   fastify.get('/endpoints/:id/status', {

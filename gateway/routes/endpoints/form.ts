@@ -14,12 +14,13 @@ type Kind = 'string' | 'int' | 'bool' | 'ids';
 const FIELDS: Record<keyof EnvironmentCreate, Kind> = {
   Name: 'string', EndpointCreationType: 'int', URL: 'string', PublicURL: 'string', GroupID: 'int',
   TagIds: 'ids', EdgeCheckinInterval: 'int', ContainerEngine: 'string', EdgeAsync: 'bool',
+  EdgePingInterval: 'int', EdgeSnapshotInterval: 'int', EdgeCommandInterval: 'int',
 };
 
 /** Fields Portainer clients send that Capstan does not use yet: accepted and ignored. */
 const IGNORED_FIELDS = new Set([
   'TLS', 'TLSSkipVerify', 'TLSSkipClientVerify', 'Gpus', 'AzureApplicationID', 'AzureTenantID',
-  'AzureAuthenticationKey', 'EdgeTunnelServerAddress', 'EdgePingInterval', 'EdgeSnapshotInterval', 'EdgeCommandInterval',
+  'AzureAuthenticationKey', 'EdgeTunnelServerAddress',
 ]);
 /** Uploaded TLS files: drained and ignored for now (TLS to Docker API endpoints comes later). */
 const IGNORED_FILES = new Set(['TLSCACertFile', 'TLSCertFile', 'TLSKeyFile']);
@@ -35,6 +36,9 @@ export const EnvironmentCreateForm = Type.Object({
   EdgeCheckinInterval: Type.Optional(Type.String({ pattern: '^[0-9]+$' })),
   ContainerEngine: Type.Optional(Type.String({ description: 'docker or podman' })),
   EdgeAsync: Type.Optional(Type.String({ description: 'true or false' })),
+  EdgePingInterval: Type.Optional(Type.String({ pattern: '^[0-9]+$', description: 'async ping timer, seconds (0: the settings\')' })),
+  EdgeSnapshotInterval: Type.Optional(Type.String({ pattern: '^[0-9]+$', description: 'async snapshot timer, seconds' })),
+  EdgeCommandInterval: Type.Optional(Type.String({ pattern: '^[0-9]+$', description: 'async command timer, seconds' })),
   TLSCACertFile: Type.Optional(Type.String({ format: 'binary', description: 'accepted, not used yet' })),
   TLSCertFile: Type.Optional(Type.String({ format: 'binary', description: 'accepted, not used yet' })),
   TLSKeyFile: Type.Optional(Type.String({ format: 'binary', description: 'accepted, not used yet' })),

@@ -1,6 +1,6 @@
 import type { Context } from 'moleculer';
 import {
-  EdgeEvents, EnvironmentType,
+  EdgeEvents, EnvironmentType, settingsAsyncIntervals,
   type BindEdgeIdParams, type EdgeEnvironment, type EdgeEnvironmentsParams, type Environment, type EnvironmentChanged, type RecordCheckinsParams, type Revision, type Settings, type SettingsChanged,
 } from '../../../shared/contracts';
 import { BadRequestError, ForbiddenError, NotFoundError } from '../../../shared/errors';
@@ -29,6 +29,7 @@ function nextRev(l: Leading): Revision {
 export function compactOf(l: Leading, e: Environment): EdgeEnvironment {
   return {
     Id: e.Id, EdgeID: e.EdgeID, Type: e.Type, EdgeCheckinInterval: e.EdgeCheckinInterval, AsyncMode: e.Edge.AsyncMode,
+    AsyncIntervals: { Ping: e.Edge.PingInterval, Snapshot: e.Edge.SnapshotInterval, Command: e.Edge.CommandInterval },
     UserTrusted: e.UserTrusted, LastCheckInDate: e.LastCheckInDate, AgentVersion: e.Agent.Version, Rev: nextRev(l),
   };
 }
@@ -65,10 +66,12 @@ export async function bindEdgeId(l: Leading, p: BindEdgeIdParams): Promise<{ env
     if (!isEdgeType(cur.Type)) throw new ForbiddenError('Permission denied to access environment', 'Invalid environment type');
     if (cur.EdgeID && cur.EdgeID !== p.edgeId) throw new ForbiddenError('Permission denied to access environment', 'invalid Edge identifier');
     const type = p.platform === 2 ? EnvironmentType.EdgeAgentOnKubernetes : EnvironmentType.EdgeAgentOnDocker;
-    const written = !cur.EdgeID || cur.Agent.Version !== p.agentVersion || cur.Type !== type;
+    const becomesAsync = !!p.async && !cur.Edge.AsyncMode;
+    const written = !cur.EdgeID || cur.Agent.Version !== p.agentVersion || cur.Type !== type || becomesAsync;
     if (!written) return { environment: compactOf(l, cur), written };
     const next: Environment = {
       ...cur, EdgeID: cur.EdgeID || p.edgeId, Type: type, Agent: { ...cur.Agent, Version: p.agentVersion },
+      Edge: becomesAsync ? { ...cur.Edge, AsyncMode: true } : cur.Edge,
       // The write happens anyway: persist this check-in with it.
       LastCheckInDate: Math.max(cur.LastCheckInDate, now()),
     };
@@ -128,7 +131,7 @@ export async function announceChange(ctx: Context, l: Leading, action: string, p
   try {
     if (changed === 'settings') {
       const s = l.repo.get<Settings>('settings', 'settings')!;
-      const payload: SettingsChanged = { EdgeAgentCheckinInterval: s.EdgeAgentCheckinInterval, TrustOnFirstConnect: s.TrustOnFirstConnect };
+      const payload: SettingsChanged = { EdgeAgentCheckinInterval: s.EdgeAgentCheckinInterval, TrustOnFirstConnect: s.TrustOnFirstConnect, Async: settingsAsyncIntervals(s) };
       await ctx.broadcast(EdgeEvents.settingsChanged, payload);
       return;
     }

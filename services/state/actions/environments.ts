@@ -1,5 +1,5 @@
 import {
-  CreationType, EnvironmentStatus, EnvironmentType, isEdgeType, isOnline, parseIdList,
+  CreationType, EnvironmentStatus, EnvironmentType, asyncHeartbeatInterval, effectiveAsyncIntervals, isEdgeType, isOnline, parseIdList, settingsAsyncIntervals,
   type Environment, type EnvironmentCreate, type EnvironmentPage, type EnvironmentQuery, type EnvironmentUpdate, type Group, type Settings, type Tag,
 } from '../../../shared/contracts';
 import { BadRequestError, ConflictError, NotFoundError } from '../../../shared/errors';
@@ -11,8 +11,9 @@ const isEdge = (e: Environment) => isEdgeType(e.Type);
 
 /** Whether an Edge environment is online by its effective interval (async: the smallest timer). */
 function alive(s: Settings, e: Environment, at: number): boolean {
+  const own = { Ping: e.Edge.PingInterval, Snapshot: e.Edge.SnapshotInterval, Command: e.Edge.CommandInterval };
   const interval = e.Edge.AsyncMode
-    ? Math.min(...[e.Edge.PingInterval, e.Edge.SnapshotInterval, e.Edge.CommandInterval, s.Edge.PingInterval, s.Edge.SnapshotInterval, s.Edge.CommandInterval].filter((v) => v > 0), 60)
+    ? asyncHeartbeatInterval(effectiveAsyncIntervals(own, settingsAsyncIntervals(s)))
     : e.EdgeCheckinInterval || s.EdgeAgentCheckinInterval;
   return isOnline(e.LastCheckInDate, interval, at);
 }
@@ -71,7 +72,7 @@ export async function createEnvironment(l: Leading, p: EnvironmentCreate): Promi
       Status: edge ? EnvironmentStatus.Down : EnvironmentStatus.Up,
       EdgeID: '', EdgeKey: '', EdgeCheckinInterval: p.EdgeCheckinInterval ?? 0, UserTrusted: true, LastCheckInDate: 0, Heartbeat: false,
       ContainerEngine: p.ContainerEngine ?? 'docker', Agent: { Version: '' },
-      Edge: { AsyncMode: !!p.EdgeAsync, PingInterval: 0, SnapshotInterval: 0, CommandInterval: 0 },
+      Edge: { AsyncMode: !!p.EdgeAsync, PingInterval: p.EdgePingInterval ?? 0, SnapshotInterval: p.EdgeSnapshotInterval ?? 0, CommandInterval: p.EdgeCommandInterval ?? 0 },
       UserAccessPolicies: {}, TeamAccessPolicies: {}, Snapshots: [], CreationDate: now(),
     };
     if (edge) {
@@ -160,6 +161,14 @@ export async function updateEnvironment(l: Leading, id: number, patch: Environme
     if (tagIds !== undefined) next.TagIds = [...new Set(tagIds)];
     if (patch.Status !== undefined && !isEdge(cur)) next.Status = patch.Status;
     if (patch.EdgeCheckinInterval !== undefined) next.EdgeCheckinInterval = patch.EdgeCheckinInterval;
+    if (patch.EdgePingInterval !== undefined || patch.EdgeSnapshotInterval !== undefined || patch.EdgeCommandInterval !== undefined) {
+      next.Edge = {
+        ...cur.Edge,
+        PingInterval: patch.EdgePingInterval ?? cur.Edge.PingInterval,
+        SnapshotInterval: patch.EdgeSnapshotInterval ?? cur.Edge.SnapshotInterval,
+        CommandInterval: patch.EdgeCommandInterval ?? cur.Edge.CommandInterval,
+      };
+    }
     if (patch.UserAccessPolicies !== undefined) next.UserAccessPolicies = patch.UserAccessPolicies;
     if (patch.TeamAccessPolicies !== undefined) next.TeamAccessPolicies = patch.TeamAccessPolicies;
     const write = () => l.repo.commit([{ op: 'put', collection: 'environments', key: id, value: next }]);
