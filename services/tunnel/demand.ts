@@ -34,7 +34,7 @@ export class TunnelDemand {
       return { host: '127.0.0.1', port: status.port };
     }
     const opened = this.waitOpen(id);
-    const { port } = await this.require(id);
+    await this.require(id);
     // Portainer waits up to twice the check-in interval for the agent to see REQUIRED.
     const hb = await call(this.broker, 'polling.heartbeats', { ids: [id] }, { timeout: 2000 }).catch(() => undefined);
     const waitMs = 2 * (hb?.items[0]?.checkinInterval || 5) * 1000 + 5000;
@@ -45,7 +45,8 @@ export class TunnelDemand {
       clearTimeout(timer);
       opened.cancel();
     }
-    return { host: '127.0.0.1', port };
+    // The port, as the tunnel may have moved to another one meanwhile.
+    return { host: '127.0.0.1', port: this.registry.status(id).port };
   }
 
   /** The agent's listener is up: wake every call waiting for this environment. */
@@ -63,6 +64,14 @@ export class TunnelDemand {
     if (st.port && Date.now() - st.lastActivity < Math.min(this.idleMs, RECENT_USE_MS)) {
       this.require(id).catch((err) => this.log.warn({ id, err: (err as Error).message }, 'tunnel: could not re-offer a dropped tunnel'));
     }
+  }
+
+  /** The agent could not get its port (taken meanwhile): offer the tunnel again on another one. */
+  async relocate(id: number): Promise<void> {
+    const moved = await this.registry.relocate(id);
+    if (!moved) return;
+    this.log.warn({ id, port: moved.port }, 'tunnel: port was taken; offering another');
+    await call(this.broker, 'polling.setTunnel', { id, status: 'REQUIRED', port: moved.port, credentials: moved.credentials, version: ++this.version });
   }
 
   /**

@@ -44,7 +44,7 @@ maybe('Go chisel-protocol client against the tunnel server', () => {
   const children: Array<ReturnType<typeof spawn>> = [];
 
   beforeAll(async () => {
-    chisel = new ChiselServer({ hostKey: key, registry, hooks: { log: quiet, onActivity: () => undefined, onListening: () => undefined, onEnded: () => undefined } });
+    chisel = new ChiselServer({ hostKey: key, registry, hooks: { log: quiet, onActivity: () => undefined, onListening: () => undefined, onEnded: () => undefined, onPortTaken: () => undefined } });
     server = http.createServer();
     server.on('upgrade', (req, socket, head) => chisel.handleUpgrade(req, socket, head));
     await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));

@@ -110,6 +110,7 @@ export function tunnelService(config: Config): ServiceSchema {
         hooks: {
           log,
           onActivity: (entry) => { entry.lastActivity = Date.now(); },
+          onPortTaken: (entry) => void demand?.relocate(entry.id).catch((err: Error) => log.warn({ id: entry.id, err: err.message }, 'tunnel: could not offer another port')),
           onListening: (entry) => {
             entry.lastActivity = Date.now();
             demand?.listening(entry.id);

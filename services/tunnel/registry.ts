@@ -1,4 +1,5 @@
 import crypto from 'node:crypto';
+import fs from 'node:fs';
 import net from 'node:net';
 import type { TunnelOpened, TunnelStatusInfo } from '../../shared/tunnel';
 
@@ -19,7 +20,8 @@ export interface SessionHandle {
 /** One environment's tunnel, held in memory only (as in Portainer, nothing is persisted). */
 export interface TunnelEntry {
   readonly id: number;
-  readonly port: number;
+  /** Changes only when the port turned out to be taken before the agent connected (`relocate`). */
+  port: number;
   user: string;
   pass: string;
   /** Set by the first successful login: the credentials never work again. */
@@ -33,6 +35,28 @@ export function randomToken(n = 8): string {
   let s = '';
   for (let i = 0; i < n; i++) s += ALPHABET[crypto.randomInt(ALPHABET.length)];
   return s;
+}
+
+/**
+ * Where tunnel ports are drawn from: Portainer's [49152, 65535) without the kernel's ephemeral
+ * range (Linux: 32768–60999), from which every outbound connection takes its source port, so a
+ * busy server's own connections do not take a port between its allocation and the agent's login.
+ */
+export function tunnelPortRange(ephemeral: [number, number] | null = readEphemeralRange()): { min: number; max: number } {
+  if (!ephemeral) return { min: PORT_MIN, max: PORT_MAX };
+  const [lo, hi] = ephemeral;
+  if (hi + 1 < PORT_MAX - 512 && hi + 1 >= PORT_MIN && lo <= PORT_MIN) return { min: hi + 1, max: PORT_MAX };
+  if (lo > PORT_MIN + 512 && lo <= PORT_MAX && hi >= PORT_MAX - 1) return { min: PORT_MIN, max: lo };
+  return { min: PORT_MIN, max: PORT_MAX };
+}
+
+function readEphemeralRange(): [number, number] | null {
+  try {
+    const [lo, hi] = fs.readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/).map(Number);
+    return Number.isInteger(lo) && Number.isInteger(hi) ? [lo, hi] : null;
+  } catch {
+    return null;
+  }
 }
 
 function canListen(port: number): Promise<boolean> {
@@ -75,6 +99,28 @@ export class TunnelRegistry {
     }
     entry.lastActivity = Date.now();
     return { port: entry.port, credentials: `${entry.user}:${entry.pass}` };
+  }
+
+  /**
+   * Moves a tunnel whose port turned out to be taken (an outbound connection may get any free port
+   * as its source) to a fresh port with fresh credentials; undefined if it is gone or connected.
+   */
+  async relocate(id: number): Promise<TunnelOpened | undefined> {
+    const entry = this.byId.get(id);
+    if (!entry || entry.session?.listening) return undefined;
+    const port = await this.allocatePort();
+    if (this.byId.get(id) !== entry) {
+      this.reserved.delete(port);
+      return undefined;
+    }
+    this.reserved.delete(entry.port);
+    entry.port = port;
+    this.byUser.delete(entry.user);
+    entry.user = randomToken();
+    entry.pass = randomToken();
+    entry.used = false;
+    this.byUser.set(entry.user, entry);
+    return { port, credentials: `${entry.user}:${entry.pass}` };
   }
 
   /** Checks a login and spends the credentials; undefined for anything but an unused exact match. */
@@ -132,14 +178,16 @@ export class TunnelRegistry {
     return entry;
   }
 
+  private readonly range = tunnelPortRange();
+
   private async allocatePort(): Promise<number> {
     for (let attempt = 0; attempt < 200; attempt++) {
-      const port = crypto.randomInt(PORT_MIN, PORT_MAX);
+      const port = crypto.randomInt(this.range.min, this.range.max);
       if (this.reserved.has(port)) continue;
       this.reserved.add(port);
       if (await canListen(port)) return port;
       this.reserved.delete(port);
     }
-    throw new Error('no free tunnel port in [49152, 65535)');
+    throw new Error(`no free tunnel port in [${this.range.min}, ${this.range.max})`);
   }
 }

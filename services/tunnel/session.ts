@@ -23,6 +23,8 @@ export interface SessionHooks {
   onEnded(entry: TunnelEntry, session: AgentSession, wasListening: boolean): void;
   /** Bytes crossed the tunnel. */
   onActivity(entry: TunnelEntry): void;
+  /** The tunnel's port was taken by something else between its allocation and the agent's login. */
+  onPortTaken(entry: TunnelEntry): void;
 }
 
 /**
@@ -65,7 +67,10 @@ export class AgentSession implements SessionHandle {
     try {
       if (name !== CONFIG_REQUEST) throw new Error('expecting config request');
       const remote = this.validate(payload);
-      await this.listen(remote);
+      await this.listen(remote).catch((err: Error) => {
+        this.hooks.onPortTaken(this.entry);
+        throw err;
+      });
       this.configured = true;
       this.hooks.log.info({ id: this.entry.id, port: this.entry.port, version: decodeConfig(payload).Version || 'unknown' }, 'tunnel: agent connected');
       this.hooks.onListening(this.entry);

@@ -1,6 +1,7 @@
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import http from 'node:http';
+import net from 'node:net';
 import type { ServiceBroker } from 'moleculer';
 import { Client } from 'ssh2';
 import WebSocket from 'ws';
@@ -12,6 +13,7 @@ import {
   CONFIG_REQUEST, TunnelEvents, WebSocketDuplex, decodeRemote, encodeConfig, sendGlobalRequest, type TunnelClosedEvent, type TunnelOpenedEvent,
 } from '../../shared/tunnel';
 import { tempDataDir, uniqueNamespace } from '../../test/helpers/ids';
+import { waitFor } from '../../test/helpers/processes';
 import { stateService } from '../state';
 import {
   download, halfCloseExchange, isRefused, patternDigest, patternStream, request, startHalfCloseUpstream, startHttpUpstream, type Upstream,
@@ -97,6 +99,30 @@ describe('tunnel service: chisel v3 reverse tunnel, real server, real client, re
     expect(JSON.parse(up.body.toString())).toEqual({ bytes: 20 * 1024 * 1024, sha256: patternDigest(20 * 1024 * 1024) });
   });
 
+  it('moves a tunnel to another port when its port was taken before the agent logged in', async () => {
+    const first = await call(broker, 'tunnel.openTunnel', { id: 40 });
+    // Something else (an outbound connection's source port, another program) holds the port now.
+    const squatter = net.createServer();
+    await new Promise<void>((r) => squatter.listen(first.port, '127.0.0.1', () => r()));
+    try {
+      await expect(openTunnel({ serverAddr, fingerprint, credentials: first.credentials, remotePort: first.port, targetHost: '127.0.0.1', targetPort: upstream.port }))
+        .rejects.toThrow(/refused the tunnel configuration/);
+      const moved = await waitFor(async () => {
+        const st = await call(broker, 'tunnel.status', { id: 40 });
+        return st.port !== first.port ? st : undefined;
+      }, 5000, 'the tunnel to move to another port');
+      expect(moved.open).toBe(false);
+      const again = await call(broker, 'tunnel.openTunnel', { id: 40 });
+      expect(again.port).toBe(moved.port);
+      expect(again.credentials).not.toBe(first.credentials);
+      const tunnel = await openTunnel({ serverAddr, fingerprint, credentials: again.credentials, remotePort: again.port, targetHost: '127.0.0.1', targetPort: upstream.port });
+      tunnels.push(tunnel);
+      expect((await request(again.port, 'GET', '/hello')).status).toBe(200);
+    } finally {
+      squatter.close();
+    }
+  });
+
   it('carries half-close: the upstream answers after the client shut down its writing side', async () => {
     const { port } = await connect(3, { targetPort: halfCloseUpstream.port });
     expect(await halfCloseExchange(port, Buffer.alloc(100_000, 1))).toBe('got 100000 bytes');
@@ -148,7 +174,7 @@ describe('tunnel service: chisel v3 reverse tunnel, real server, real client, re
   it('after the agent drops, issues fresh credentials for the same port and the tunnel comes back', async () => {
     const { tunnel, port, credentials } = await connect(8);
     await tunnel.close();
-    await waitFor(async () => events.some((e) => e.name === 'closed' && e.payload.id === 8));
+    await waitFor(async () => events.some((e) => e.name === 'closed' && e.payload.id === 8), 5000, 'the closed event');
     expect(events).toContainEqual({ name: 'closed', payload: { id: 8, port, reason: 'dropped' } });
     expect((await call(broker, 'tunnel.status', { id: 8 })).open).toBe(false);
     const again = await connect(8);
@@ -210,10 +236,3 @@ async function timed<T>(fn: () => Promise<T>): Promise<{ result: T; ms: number }
   return { result, ms: Math.round(performance.now() - t0) };
 }
 
-async function waitFor(cond: () => Promise<boolean>, timeoutMs = 5000): Promise<void> {
-  const until = Date.now() + timeoutMs;
-  while (!(await cond())) {
-    if (Date.now() > until) throw new Error('condition not met in time');
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
