@@ -10,5 +10,6 @@ if [[ ! -x node_modules/.bin/node || ! -x node_modules/.bin/tsc ]]; then
   npm install --no-audit --no-fund
 fi
 export PATH="$root/node_modules/.bin:$PATH"
+bash infra/ensure-native.sh
 npm run build --silent
 exec node dist/services/main.js

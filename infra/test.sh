@@ -13,6 +13,7 @@ if [[ ! -x node_modules/.bin/node || ! -x node_modules/.bin/jest ]]; then
 fi
 # The project's pinned Node (npm devDependency `node`) comes first, whatever node npm runs on.
 export PATH="$root/node_modules/.bin:$PATH"
+bash infra/ensure-native.sh
 
 bash infra/ensure-nats.sh
 bash infra/ensure-redis.sh
