@@ -16,6 +16,8 @@ const PUBLIC_OPERATIONS = [
   'POST /api/auth', 'GET /api/users/admin/check', 'POST /api/users/admin/init', 'GET /api/system/status', 'GET /api/status',
   // Edge agents have no user credentials: the Edge ID check is their authentication.
   'GET /api/endpoints/:id/edge/status', 'GET /api/endpoints/:id/status', 'POST /api/endpoints/edge/async',
+  // Capstan agents' push channel: a WebSocket upgrade admitted like a check-in (a plain GET is a 426).
+  'GET /api/endpoints/:id/edge/push',
 ];
 
 /** A multipart/form-data body as Portainer's clients send it (string fields, optional files). */
@@ -307,7 +309,7 @@ describe('gateway over HTTPS', () => {
     const ok = await handshake(n.url, { ALPNProtocols: ['h2', 'http/1.1'] });
     expect(ok.protocol === 'TLSv1.2' || ok.protocol === 'TLSv1.3').toBe(true);
     expect(ok.alpn).not.toBe('h2');
-    expect((await handshake(n.url, { maxVersion: 'TLSv1.2', ciphers: 'ECDHE-RSA-AES128-GCM-SHA256' })).protocol).toBe('TLSv1.2');
+    expect((await handshake(n.url, { maxVersion: 'TLSv1.2', ciphers: 'ECDHE-ECDSA-AES128-GCM-SHA256' })).protocol).toBe('TLSv1.2');
     await expect(handshake(n.url, { maxVersion: 'TLSv1.2', ciphers: 'AES128-GCM-SHA256' })).rejects.toThrow();
     await expect(handshake(n.url, { minVersion: 'TLSv1', maxVersion: 'TLSv1.1', ciphers: 'DEFAULT:@SECLEVEL=0' })).rejects.toThrow();
     const keyFile = path.join(dataDir, 'certs', 'key.pem');

@@ -77,7 +77,9 @@ export async function buildGateway({ broker, config }: GatewayOptions): Promise<
 export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
   const app = await buildGateway(opts);
   try {
-    await app.listen({ host: opts.config.host, port: opts.config.httpsPort });
+    // A fleet reconnecting at once (a gateway restart) opens thousands of connections in a few
+    // seconds: a deep accept queue keeps the kernel from dropping them (capped by net.core.somaxconn).
+    await app.listen({ host: opts.config.host, port: opts.config.httpsPort, backlog: 4096 });
   } catch (err) {
     await app.close().catch(() => undefined);
     throw new Error(`gateway cannot listen on ${opts.config.host}:${opts.config.httpsPort}: ${(err as Error).message}`, { cause: err });

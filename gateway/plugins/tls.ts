@@ -2,7 +2,6 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { promisify } from 'node:util';
 import type { SecureContextOptions, TlsOptions } from 'node:tls';
 import fp from 'fastify-plugin';
 import selfsigned from 'selfsigned';
@@ -49,7 +48,6 @@ export function tlsServerOptions(material: Pick<TlsMaterial, 'cert' | 'key'>): T
 const CERT_DAYS = 3650;
 /** Regenerate a generated certificate this long before it expires, so clients never see an expired one. */
 const RENEW_BEFORE_MS = 30 * 24 * 3600 * 1000;
-const generateKeyPair = promisify(crypto.generateKeyPair);
 
 /**
  * Returns the certificate to serve. Configured files (CAPSTAN_TLS_CERT/KEY) win; otherwise a
@@ -148,26 +146,25 @@ function altNames(publicUrl: string): Array<{ type: number; value?: string; ip?:
 }
 
 async function generateSelfSigned(publicUrl: string): Promise<{ cert: string; key: string }> {
-  // The key comes from node's native crypto (fast); selfsigned only builds and signs the certificate.
-  const { publicKey, privateKey } = await generateKeyPair('rsa', {
-    modulusLength: 2048,
-    publicKeyEncoding: { type: 'spki', format: 'pem' },
-    privateKeyEncoding: { type: 'pkcs1', format: 'pem' },
-  });
+  // ECDSA P-256: a fleet reconnecting at once costs one signature per TLS handshake, about ten
+  // times cheaper than with RSA-2048; Portainer's agents, the Docker CLI and browsers all accept it.
   const attrs = [{ name: 'commonName', value: 'capstan' }, { name: 'organizationName', value: 'Capstan' }];
-  const options = {
-    days: CERT_DAYS,
+  const notBeforeDate = new Date();
+  const notAfterDate = new Date(notBeforeDate.getTime() + CERT_DAYS * 86_400_000);
+  const pems = await selfsigned.generate(attrs, {
+    keyType: 'ec',
+    curve: 'P-256',
     algorithm: 'sha256',
-    keyPair: { publicKey, privateKey },
+    notBeforeDate,
+    notAfterDate,
     extensions: [
       { name: 'basicConstraints', cA: false },
-      { name: 'keyUsage', digitalSignature: true, keyEncipherment: true },
+      { name: 'keyUsage', digitalSignature: true },
       { name: 'extKeyUsage', serverAuth: true },
       { name: 'subjectAltName', altNames: altNames(publicUrl) },
     ],
-  };
-  const pems = selfsigned.generate(attrs, options as Parameters<typeof selfsigned.generate>[1]);
-  return { cert: pems.cert, key: privateKey };
+  } as Parameters<typeof selfsigned.generate>[1]);
+  return { cert: pems.cert, key: pems.private };
 }
 
 /**

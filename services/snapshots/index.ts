@@ -15,6 +15,35 @@ import {
 /** Async environments whose latest snapshot stays in memory, so their next patch needs no store read. */
 const RECENT_SNAPSHOTS = 500;
 
+/** First snapshots taken at once (each opens a tunnel to a newly enrolled agent). */
+const FIRST_SNAPSHOT_CONCURRENCY = 16;
+
+/** Runs tasks keyed by environment, at most `concurrency` at a time, each key once while queued or running. */
+class BoundedQueue {
+  private readonly waiting = new Map<number, () => Promise<void>>();
+  private readonly running = new Set<number>();
+
+  constructor(private readonly concurrency: number) {}
+
+  push(key: number, task: () => Promise<void>): void {
+    if (this.running.has(key) || this.waiting.has(key)) return;
+    this.waiting.set(key, task);
+    this.next();
+  }
+
+  private next(): void {
+    while (this.running.size < this.concurrency && this.waiting.size) {
+      const [key, task] = this.waiting.entries().next().value!;
+      this.waiting.delete(key);
+      this.running.add(key);
+      void task().finally(() => {
+        this.running.delete(key);
+        this.next();
+      });
+    }
+  }
+}
+
 /** One Docker API read through the tunnel may take this long (a busy engine listing thousands of containers). */
 const REQUEST_TIMEOUT_MS = 30_000;
 
@@ -37,6 +66,8 @@ class AgentReadError extends AppError {
  */
 export function snapshotsService(_config: Config): ServiceSchema {
   const inFlight = new Map<number, Promise<SnapshotSummary>>();
+  // A fleet enrolling at once must not ask every agent for a tunnel at the same moment.
+  const firstSnapshots = new BoundedQueue(FIRST_SNAPSHOT_CONCURRENCY);
   const recent = new LRUCache<number, { hash: number; doc: DockerSnapshot }>({ max: RECENT_SNAPSHOTS });
   let signature: ReturnType<typeof agentSignatureHeaders> | undefined;
 
@@ -69,9 +100,9 @@ export function snapshotsService(_config: Config): ServiceSchema {
         handler(ctx: Context<AgentBoundEvent>) {
           if (ctx.params.asyncMode) return;
           const { id } = ctx.params;
-          void call(this.broker, 'snapshots.take', { id }, { timeout: 120_000 })
+          firstSnapshots.push(id, () => call(this.broker, 'snapshots.take', { id }, { timeout: 120_000 })
             .then((s) => this.logger.info({ id, containers: s.ContainerCount }, 'snapshots: first snapshot stored'))
-            .catch((err: Error) => this.logger.warn({ id, err: err.message }, 'snapshots: first snapshot failed'));
+            .catch((err: Error) => this.logger.warn({ id, err: err.message }, 'snapshots: first snapshot failed')));
         },
       },
     },

@@ -68,6 +68,8 @@ const edgeRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
 
   fastify.get('/endpoints/:id/edge/status', {
     config: { public: true },
+    // Thousands per second: no request/response log lines, only warnings and errors.
+    logLevel: 'warn',
     schema: {
       tags,
       summary: 'Edge agent check-in (X-PortainerAgent-EdgeID, Portainer-Agent, Portainer-Agent-Platform, If-None-Match); the first one binds the Edge ID',
@@ -92,6 +94,8 @@ const edgeRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
 
   fastify.post('/endpoints/edge/async', {
     config: { public: true },
+    // Thousands per second: no request/response log lines, only warnings and errors.
+    logLevel: 'warn',
     // Snapshots of big hosts: the limit applies to the decompressed body.
     bodyLimit: ASYNC_BODY_LIMIT,
     preParsing: gunzipRequest,

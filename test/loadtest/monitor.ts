@@ -1,0 +1,96 @@
+/**
+ * The main thread's view of a running load test: takes the workers' reports, samples resources
+ * every second into the timeline, and prints the progress line.
+ */
+import type { FleetCounters } from './fleet';
+import type { RunData, TimelinePoint } from './report';
+import { countEstablished, ProcSampler } from './sampler';
+import { isAnswered, percentile, type SampleBatch } from './stats';
+import type { LoopHealth, WorkerMessage } from './worker';
+
+export interface MonitorOptions {
+  runStartEpochMs: number;
+  durationS: number;
+  /** Check-ins per second the fleet should make. */
+  expectedPerS: number;
+  serverPids: readonly number[];
+  /** Server port, for ESTABLISHED sockets; undefined when the server is not on this machine. */
+  localServerPort?: number;
+}
+
+const num = (n: number, digits: number) => (Number.isFinite(n) ? n.toFixed(digits) : '-');
+
+export class Monitor {
+  readonly batches: SampleBatch[] = [];
+  readonly timeline: TimelinePoint[] = [];
+  private pending: SampleBatch[] = [];
+  private readonly counters = new Map<number, FleetCounters>();
+  private loops: LoopHealth[] = [];
+  private readonly lastReport = new Map<number, number>();
+  private readonly sampler: ProcSampler;
+  private readonly tty = process.stderr.isTTY;
+  private lastServerConnections = NaN;
+  private errorsSoFar = 0;
+
+  constructor(private readonly o: MonitorOptions) {
+    this.sampler = new ProcSampler(o.serverPids);
+  }
+
+  onReport(worker: number, m: Extract<WorkerMessage, { type: 'report' }>): void {
+    this.batches.push(m.batch);
+    this.pending.push(m.batch);
+    this.counters.set(worker, m.counters);
+    this.loops.push(m.loop);
+    this.lastReport.set(worker, Date.now());
+  }
+
+  /** Counters summed over the workers. */
+  totals(): RunData['counters'] {
+    return [...this.counters.values()].reduce((a, c) => ({
+      handshakes: a.handshakes + c.handshakes, resumed: a.resumed + c.resumed, idleCloses: a.idleCloses + c.idleCloses,
+      lateTicks: a.lateTicks + c.lateTicks, messages: { ...c.messages, ...a.messages },
+    }), { handshakes: 0, resumed: 0, idleCloses: 0, lateTicks: 0, messages: {} as Record<string, string> });
+  }
+
+  /** One second: a timeline point and the progress line. The final call (the wind-down) is printed only. */
+  tick(final = false): void {
+    const now = Date.now();
+    const t = Math.round((now - this.o.runStartEpochMs) / 1000);
+    const res = this.sampler.sample();
+    const lat: number[] = [];
+    let errors = 0;
+    for (const b of this.pending) {
+      for (let i = 0; i < b.t.length; i++) {
+        lat.push(b.latency[i]);
+        if (!isAnswered(b.code[i])) errors++;
+      }
+    }
+    this.pending = [];
+    this.errorsSoFar += errors;
+    // Every 5 s (reading /proc/net/tcp with 30,000 sockets costs a few ms), away from the run's edges.
+    const port = this.o.localServerPort;
+    const serverConnections = port !== undefined && t % 5 === 2 && t < this.o.durationS ? countEstablished(port).server : NaN;
+    if (Number.isFinite(serverConnections)) this.lastServerConnections = serverConnections;
+    const testerConnections = [...this.counters.values()].reduce((a, c) => a + c.open, 0);
+    const p99 = percentile(Float64Array.from(lat).sort(), 99);
+    // A worker that has not reported for a while had its loop blocked at least that long.
+    const silentMs = Math.max(0, ...[...this.lastReport.values()].map((at) => now - at - 1000));
+    const point: TimelinePoint = {
+      t, checkins: lat.length, errors, p99, serverCpu: res.serverCpu, serverRssMB: res.serverRss / 1048576,
+      testerCpu: res.testerCpu, testerRssMB: res.testerRss / 1048576, testerConnections, serverConnections,
+      testerLoopBusy: this.loops.length ? Math.max(...this.loops.map((l) => l.busy)) : NaN,
+      testerLoopDelayMs: Math.max(silentMs, ...this.loops.map((l) => l.delayP99Ms)),
+      machineCpu: res.machineCpu, otherCpu: res.machineCpu - (Number.isFinite(res.serverCpu) ? res.serverCpu : 0) - res.testerCpu,
+      cpuPressure: res.cpuPressure, listenOverflows: res.listenOverflows,
+    };
+    this.loops = [];
+    if (!final) this.timeline.push(point);
+    const line = `${final ? `[end   ] ${String(lat.length).padStart(5)} more` : `[${String(t).padStart(4)} s] ${String(lat.length).padStart(5)}/s`}`
+      + ` of ${this.o.expectedPerS.toFixed(0)}/s  p99 ${num(p99, 1)} ms  errors ${this.errorsSoFar}`
+      + `  server ${num(res.serverCpu, 2)} cores ${num(res.serverRss / 1048576, 0)} MB`
+      + `  tester ${num(res.testerCpu, 2)} cores (loop ${num(point.testerLoopBusy * 100, 0)} % busy)  machine ${num(res.machineCpu, 2)} cores`
+      + `  connections ${testerConnections}/${num(this.lastServerConnections, 0)}`;
+    if (this.tty) process.stderr.write(`\r${line}\x1b[K${final ? '\n' : ''}`);
+    else if (t % 10 === 0 || final) process.stderr.write(`${line}\n`);
+  }
+}

@@ -1,0 +1,157 @@
+import os from 'node:os';
+import { parseArgs } from 'node:util';
+import { MODES } from './modes';
+
+/** The load test's command line, validated. */
+export interface LoadTestOptions {
+  agents: number;
+  /** Check-in interval the environments are given and agents start with, s. */
+  intervalS: number;
+  /** Check-ins are started during this long, s (ramp-up included). */
+  durationS: number;
+  /** First check-ins are spread uniformly over this long, s. */
+  rampS: number;
+  /**
+   * Check-ins started before this are warm-up: in the totals, not in the steady state the targets
+   * are judged on. Undefined: the ramp, extended until every agent's first check-in has ended.
+   */
+  warmupS?: number;
+  mode: string;
+  /** API base URL, or undefined to start an embedded server. */
+  target?: string;
+  insecure: boolean;
+  apiKey?: string;
+  username: string;
+  password: string;
+  report?: string;
+  reuse: boolean;
+  workers: number;
+  timeoutMs: number;
+  /** Check-ins slower than this are listed one by one. */
+  slowMs: number;
+  /** Concurrent requests when creating or updating environments. */
+  concurrency: number;
+  serverLog?: string;
+  serverPids?: number[];
+  serverLogLevel: string;
+  serverNodeArgs: string[];
+}
+
+export const USAGE = `npm run loadtest -- [options]
+
+Simulates Edge agents checking in, each on its own keep-alive TLS connection, and reports
+throughput, latency, errors, bytes per check-in and server CPU/RSS against the targets
+(>= 99.9 % answered, p99 <= 50 ms, server CPU <= 1 core on average, in the steady state).
+
+  --agents N            simulated agents (default 15000)
+  --interval S          check-in interval given to the environments, s (default 5)
+  --duration S          how long agents check in, s, ramp-up included (default 120)
+  --ramp S              first check-ins spread uniformly over S s (default: one interval)
+  --warmup S            check-ins started before S s are warm-up, excluded from the steady
+                        state and the targets (default: the ramp, extended until every
+                        agent's first check-in has ended, at most half the run)
+  --mode M              ${Object.values(MODES).map((m) => `${m.name}: ${m.summary}`).join('\n                        ')}
+  --target URL          a running server (default: start the embedded default on a free port
+                        with a temporary data dir, and its admin)
+  --insecure            accept a self-signed certificate (implied for the embedded server)
+  --api-key KEY         admin API key, or
+  --username U --password P   admin credentials (default admin / the embedded server's)
+  --reuse               use the environments named loadtest-* made by an earlier run (and
+                        their Edge IDs), creating only the missing ones
+  --workers N           worker threads running agents (default: cores - 1, at least 1)
+  --timeout MS          a check-in without a full answer by then fails (default 10000, the
+                        Portainer agent's HTTP timeout)
+  --slow-ms MS          check-ins slower than this are listed one by one (default 1000)
+  --concurrency N       parallel API requests while creating environments (default 32)
+  --report FILE         write the full report as JSON
+  --server-log FILE     the server's log (pino JSON lines), to explain slow check-ins (with --target)
+  --server-pids P,Q     server processes to sample CPU/RSS from (default: the embedded server, or
+                        local processes running dist/services/main.js that serve the target port)
+  --server-log-level L  log level of the embedded server (default info, its default)
+  --server-node-args A  node options for the embedded server, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof"
+`;
+
+/** Parses argv; throws one error listing every problem. */
+export function parseOptions(argv: string[]): LoadTestOptions | 'help' {
+  const { values: v } = parseArgs({
+    args: argv,
+    options: {
+      agents: { type: 'string', default: '15000' },
+      interval: { type: 'string', default: '5' },
+      duration: { type: 'string', default: '120' },
+      ramp: { type: 'string' },
+      warmup: { type: 'string' },
+      mode: { type: 'string', default: 'poll' },
+      target: { type: 'string' },
+      insecure: { type: 'boolean', default: false },
+      'api-key': { type: 'string' },
+      username: { type: 'string', default: 'admin' },
+      password: { type: 'string' },
+      report: { type: 'string' },
+      reuse: { type: 'boolean', default: false },
+      workers: { type: 'string' },
+      timeout: { type: 'string', default: '10000' },
+      'slow-ms': { type: 'string', default: '1000' },
+      concurrency: { type: 'string', default: '32' },
+      'server-log': { type: 'string' },
+      'server-pids': { type: 'string' },
+      'server-log-level': { type: 'string', default: 'info' },
+      'server-node-args': { type: 'string', default: '' },
+      help: { type: 'boolean', short: 'h', default: false },
+    },
+    strict: true,
+  });
+  if (v.help) return 'help';
+  const problems: string[] = [];
+  const int = (name: string, raw: string, min: number): number => {
+    const n = Number(raw);
+    if (!Number.isInteger(n) || n < min) problems.push(`--${name} must be an integer >= ${min} (got ${JSON.stringify(raw)})`);
+    return n;
+  };
+  const num = (name: string, raw: string, min: number): number => {
+    const n = Number(raw);
+    if (!Number.isFinite(n) || n < min) problems.push(`--${name} must be a number >= ${min} (got ${JSON.stringify(raw)})`);
+    return n;
+  };
+  const agents = int('agents', v.agents, 1);
+  // The server's check-in interval is whole seconds (EdgeCheckinInterval).
+  const intervalS = int('interval', v.interval, 1);
+  const durationS = num('duration', v.duration, 1);
+  const rampS = v.ramp === undefined ? intervalS : num('ramp', v.ramp, 0);
+  const warmupS = v.warmup === undefined ? undefined : num('warmup', v.warmup, 0);
+  if (rampS >= durationS) problems.push(`--ramp (${rampS} s) must be shorter than --duration (${durationS} s)`);
+  if (warmupS !== undefined && warmupS >= durationS) problems.push(`--warmup (${warmupS} s) must be shorter than --duration (${durationS} s): nothing would be left to measure`);
+  const cores = os.availableParallelism();
+  const workers = v.workers === undefined ? Math.max(1, cores - 1) : int('workers', v.workers, 1);
+  if (!MODES[v.mode]) problems.push(`--mode must be one of ${Object.keys(MODES).join(', ')} (got ${JSON.stringify(v.mode)})`);
+  let target: string | undefined;
+  if (v.target !== undefined) {
+    try {
+      const u = new URL(v.target);
+      if (u.protocol !== 'https:') problems.push('--target must be an https:// URL (agents check in over TLS)');
+      target = u.origin;
+    } catch {
+      problems.push(`--target is not a URL: ${JSON.stringify(v.target)}`);
+    }
+    if (!v['api-key'] && !v.password) problems.push('--target needs admin credentials: --api-key, or --username and --password');
+  }
+  let serverPids: number[] | undefined;
+  if (v['server-pids'] !== undefined) {
+    serverPids = v['server-pids'].split(',').map((s) => Number(s.trim()));
+    if (!serverPids.length || serverPids.some((p) => !Number.isInteger(p) || p <= 0)) problems.push('--server-pids must be a comma-separated list of process ids');
+  }
+  if (v['server-log'] !== undefined && !target) problems.push('--server-log is for --target: the embedded server\'s output is captured directly');
+  const timeoutMs = int('timeout', v.timeout, 1);
+  const slowMs = num('slow-ms', v['slow-ms'], 0);
+  const concurrency = int('concurrency', v.concurrency, 1);
+  if (problems.length) throw new Error(`invalid options:\n  ${problems.join('\n  ')}\n\n${USAGE}`);
+  return {
+    agents, intervalS, durationS, rampS, warmupS, mode: v.mode, target,
+    insecure: v.insecure || !target,
+    apiKey: v['api-key'], username: v.username, password: v.password ?? 'loadtest-password-123',
+    report: v.report, reuse: v.reuse, workers: Math.min(workers, agents),
+    timeoutMs, slowMs, concurrency,
+    serverLog: v['server-log'], serverPids, serverLogLevel: v['server-log-level'],
+    serverNodeArgs: v['server-node-args'].split(/\s+/).filter(Boolean),
+  };
+}
