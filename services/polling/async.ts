@@ -1,5 +1,6 @@
 import type { Logger, ServiceBroker } from 'moleculer';
 import { call, type AgentCommand, type AsyncExchangeParams, type AsyncExchangeResult } from '../../shared/contracts';
+import { AppError } from '../../shared/errors';
 import type { CheckinHandler } from './checkin';
 import type { EdgeRegistry } from './registry';
 
@@ -14,6 +15,16 @@ function watermarkMs(ts: string | undefined): number {
 }
 
 /**
+ * Answered instead of a 200 when a Capstan agent's command results could not be recorded: a 200
+ * is what lets the agent drop them from its journal, so without it they come again.
+ */
+export class AcksNotRecordedError extends AppError {
+  constructor(cause: unknown) {
+    super('Command results could not be recorded; retry shortly', 503, 'ACKS_NOT_RECORDED', undefined, { cause, retryable: true });
+  }
+}
+
+/**
  * The async exchange (reference section 2): `POST /api/endpoints/edge/async` as polling answers
  * it. The agent is admitted like a check-in (Edge ID binding, trust, heartbeat; the environment
  * becomes async on first use), then, in this order: its snapshot goes to the snapshots service
@@ -23,8 +34,9 @@ function watermarkMs(ts: string | undefined): number {
  * next commands in sequence order are handed out and marked delivered.
  *
  * A snapshots or commands service that is down costs that part of the exchange only: the reply
- * still goes out (without commands), and what the agent sent comes again (its acks stay in its
- * journal until a reply arrives; a lost patch shows as a hash mismatch and a full snapshot).
+ * still goes out (without commands), and what the agent sent comes again (a lost patch shows as a
+ * hash mismatch and a full snapshot). Except for acks: an agent drops them from its journal on a
+ * 200, so when they were not recorded the exchange fails (503) and the agent sends them again.
  */
 export class AsyncExchangeHandler {
   constructor(
@@ -40,7 +52,11 @@ export class AsyncExchangeHandler {
     const id = admitted.entry.env.Id;
 
     const snapshot = p.snapshotFull || p.snapshotPatch ? this.snapshot(p) : Promise.resolve(false);
-    await this.acknowledge(p);
+    const notRecorded = await this.acknowledge(p);
+    if (notRecorded && p.capstan?.acks?.length) {
+      await snapshot;
+      throw new AcksNotRecordedError(notRecorded);
+    }
     const [needFullSnapshot, commands] = await Promise.all([snapshot, p.commandTimestamp !== undefined ? this.next(p) : Promise.resolve({ commands: [], more: false })]);
 
     const entry = this.registry.get(id) ?? admitted.entry;
@@ -73,7 +89,8 @@ export class AsyncExchangeHandler {
     }
   }
 
-  private async acknowledge(p: AsyncExchangeParams): Promise<void> {
+  /** Records the agent's command results; the error when that failed (watermarks alone come again anyway). */
+  private async acknowledge(p: AsyncExchangeParams): Promise<unknown> {
     try {
       if (p.capstan) {
         if (p.capstan.acks?.length || p.capstan.seq) {
@@ -84,7 +101,9 @@ export class AsyncExchangeHandler {
       }
     } catch (err) {
       this.log.warn({ id: p.endpointId, err: (err as Error).message }, 'async: command results not recorded (the agent sends them again)');
+      return err;
     }
+    return undefined;
   }
 
   private async next(p: AsyncExchangeParams): Promise<{ commands: AgentCommand[]; more: boolean }> {
