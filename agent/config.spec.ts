@@ -13,7 +13,8 @@ describe('agent configuration', () => {
 
   it('reads Portainer variable names with their defaults and persists the key', () => {
     const c = loadAgentConfig({ EDGE: '1', EDGE_KEY: KEY, EDGE_ID: 'host-1', DATA_PATH: dataPath });
-    expect(c).toMatchObject({ edgeId: 'host-1', inactivityTimeoutMs: 300_000, dockerHost: 'unix:///var/run/docker.sock', insecurePoll: false, edgeTunnel: true });
+    expect(c).toMatchObject({ edgeId: 'host-1', inactivityTimeoutMs: 300_000, dockerHost: 'unix:///var/run/docker.sock', insecurePoll: false, edgeTunnel: true, push: true });
+    expect(loadAgentConfig({ EDGE: '1', EDGE_KEY: KEY, EDGE_ID: 'host-1', DATA_PATH: dataPath, EDGE_PUSH: '0' }).push).toBe(false);
     expect(c.key).toEqual({ apiUrl: 'https://capstan.example.com:9443', tunnelAddr: 'capstan.example.com:8000', fingerprint: 'A'.repeat(43) + '=', endpointId: 12 });
     expect(fs.readFileSync(path.join(dataPath, 'agent_edge_key'), 'utf8')).toBe(KEY);
     expect(loadAgentConfig({ EDGE: '1', EDGE_ID: 'host-1', DATA_PATH: dataPath }).key.endpointId).toBe(12);

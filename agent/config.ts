@@ -12,6 +12,8 @@ export interface AgentConfig {
   key: EdgeKeyFields;
   edgeId: string;
   insecurePoll: boolean;
+  /** EDGE_PUSH (default on): use the server's push channel when its replies offer one. */
+  push: boolean;
   inactivityTimeoutMs: number;
   dockerHost: string;
   dataPath: string;
@@ -45,7 +47,7 @@ export function parseGoDuration(text: string): number {
 const truthy = (v: string | undefined) => v !== undefined && /^(1|true|yes|on)$/i.test(v.trim());
 
 /**
- * Reads EDGE, EDGE_ASYNC (async mode, default off), EDGE_TUNNEL, EDGE_KEY (or `<DATA_PATH>/agent_edge_key`), EDGE_ID,
+ * Reads EDGE, EDGE_ASYNC (async mode, default off), EDGE_PUSH (Capstan's push channel, default on), EDGE_TUNNEL, EDGE_KEY (or `<DATA_PATH>/agent_edge_key`), EDGE_ID,
  * EDGE_INSECURE_POLL, EDGE_INACTIVITY_TIMEOUT (default 5m), DOCKER_HOST (default the local
  * socket) and DATA_PATH (default /data). A key given in the environment is persisted to the data
  * path like Portainer's agent does, so a restart without it still enrols.
@@ -93,6 +95,7 @@ export function loadAgentConfig(env: NodeJS.ProcessEnv = process.env): AgentConf
     edgeTunnel: env.EDGE_TUNNEL === undefined ? true : truthy(env.EDGE_TUNNEL),
     edgeKey, key: key!, edgeId,
     insecurePoll: truthy(env.EDGE_INSECURE_POLL),
+    push: env.EDGE_PUSH === undefined || env.EDGE_PUSH.trim() === '' ? true : truthy(env.EDGE_PUSH),
     inactivityTimeoutMs, dockerHost, dataPath,
     agentVersion: '2.23.0',
     logLevel: env.LOG_LEVEL?.toLowerCase() || 'info',

@@ -3,14 +3,16 @@ import { AsyncAgent } from './async';
 import { AgentConfigError, loadAgentConfig, type AgentConfig } from './config';
 import { DockerUnreachableError, pingDocker } from './docker';
 import { startAgentApi } from './api-server';
-import { Poller } from './poller';
+import { Poller, type PollResponse } from './poller';
+import { PushChannel } from './push';
 import { createSignatureVerifier } from './signature-check';
 import { TunnelManager } from './tunnel-manager';
 
 /**
  * The edge agent (`npm run agent`, or `node dist/agent/main.js` in an image): validates its
  * configuration and the local Docker engine, then checks in with the server on its interval
- * (standard mode), or exchanges with it on the async endpoint's timers (EDGE_ASYNC=1).
+ * (standard mode), or exchanges with it on the async endpoint's timers (EDGE_ASYNC=1); in both
+ * modes it moves to the server's push channel when a reply offers one (EDGE_PUSH=0 never does).
  * Configuration errors and an unreachable engine are one clear line each and exit code 2 / 1.
  */
 async function main(): Promise<void> {
@@ -48,16 +50,26 @@ async function main(): Promise<void> {
     onActivity: () => late.tunnels?.touch(),
     onSession: (d) => late.tunnels?.session(d),
   });
-  const poller: Poller = new Poller(config, log, async (reply) => {
-    log.debug({ status: reply.status, checkin: reply.checkin }, 'checked in');
-    await tunnels.onReply(reply);
-  });
+  // Capstan's push channel, once the server offers it: replies arrive at once and polling pauses.
+  const push = config.push ? new PushChannel({
+    apiUrl: config.key.apiUrl, edgeId: config.edgeId, agentVersion: config.agentVersion, insecure: config.insecurePoll, log,
+    onStatus: (body, etag) => {
+      const reply = body as PollResponse;
+      log.debug({ status: reply.status, checkin: reply.checkin }, 'pushed status');
+      return poller.acceptPushed(reply, etag);
+    },
+    onNudge: () => undefined, // command nudges are for async agents
+    onUp: () => poller.pause(),
+    onDown: () => poller.resume(),
+  }) : undefined;
+  const poller: Poller = new Poller(config, log, (reply) => tunnels.onReply(reply), (path) => push?.offer(path));
   const tunnels = new TunnelManager(config, api.port, log, () => setTimeout(() => poller.pollNow(), 250));
   late.tunnels = tunnels;
   poller.start();
   log.info({ api: config.key.apiUrl, agentApiPort: api.port }, 'polling');
   const stop = () => {
     poller.stop();
+    push?.stop();
     // A tunnel whose server is gone may never finish closing: never let that hold the process.
     setTimeout(() => process.exit(0), 5000).unref();
     void Promise.all([tunnels.stop(), api.close()]).finally(() => process.exit(0));

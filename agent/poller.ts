@@ -34,9 +34,21 @@ export class Poller {
   private readonly replies = new Map<string, PollResponse>();
   private timer: NodeJS.Timeout | undefined;
   private running = false;
+  /** The push channel is up: no ticks (a one-off `pollNow` still checks in). */
+  private paused = false;
+  private busy = false;
   private readonly agent: http.Agent;
 
-  constructor(private readonly config: AgentConfig, private readonly log: Logger, private readonly onReply: (r: PollResponse) => Promise<void> | void) {
+  /**
+   * `onPushOffer` hears, after each answered check-in, the push path the reply offered
+   * (`X-Capstan-Push`), or undefined when it offered none.
+   */
+  constructor(
+    private readonly config: AgentConfig,
+    private readonly log: Logger,
+    private readonly onReply: (r: PollResponse) => Promise<void> | void,
+    private readonly onPushOffer: (path: string | undefined) => void = () => undefined,
+  ) {
     const url = new URL(config.key.apiUrl);
     this.agent = url.protocol === 'https:'
       ? new https.Agent({ keepAlive: true, maxSockets: 1, rejectUnauthorized: !config.insecurePoll })
@@ -54,11 +66,34 @@ export class Poller {
     void this.tick();
   }
 
-  /** Checks in now instead of at the next tick (e.g. right after the tunnel dropped). */
+  /** Checks in now instead of at the next tick (e.g. right after the tunnel dropped); once only while paused. */
   pollNow(): void {
-    if (!this.running) return;
+    if (!this.running || this.busy) return;
     clearTimeout(this.timer);
     void this.tick();
+  }
+
+  /** Stops ticking (the push channel brings the replies). */
+  pause(): void {
+    this.paused = true;
+    clearTimeout(this.timer);
+  }
+
+  /** Ticks again, starting with a check-in now. */
+  resume(): void {
+    if (!this.paused) return;
+    this.paused = false;
+    this.pollNow();
+  }
+
+  /**
+   * A reply that came over the push channel: handled exactly like a polled one, and cached by its
+   * ETag so a later check-in can be answered 304.
+   */
+  async acceptPushed(reply: PollResponse, etag: string): Promise<void> {
+    if (etag) this.remember(etag, reply);
+    this.adoptInterval(reply);
+    await this.onReply(reply);
   }
 
   stop(): void {
@@ -79,11 +114,11 @@ export class Poller {
       'X-PortainerAgent-Update-ID': '0',
     };
     if (this.replies.size) headers['If-None-Match'] = [...this.replies.keys()].join(',');
-    const { status, etag, body } = await this.get(url, headers);
+    const { status, etag, body, push } = await this.get(url, headers);
     if (status === 304 && etag && this.replies.has(etag)) {
       const cached = this.replies.get(etag)!;
-      this.replies.delete(etag);
-      this.replies.set(etag, cached); // most recently used last
+      this.remember(etag, cached);
+      this.onPushOffer(push);
       return cached;
     }
     if (status !== 200) {
@@ -96,20 +131,33 @@ export class Poller {
         : `check-in failed: HTTP ${status}: ${message}`, status);
     }
     const reply = JSON.parse(body.toString('utf8')) as PollResponse;
-    if (etag) {
-      this.replies.set(etag, reply);
-      while (this.replies.size > MAX_ETAGS) this.replies.delete(this.replies.keys().next().value!);
-    }
+    if (etag) this.remember(etag, reply);
+    this.onPushOffer(push);
     return reply;
   }
 
-  private get(url: URL, headers: Record<string, string>): Promise<{ status: number; etag?: string; body: Buffer }> {
+  /** Caches a reply by its ETag, most recently used last, at most MAX_ETAGS. */
+  private remember(etag: string, reply: PollResponse): void {
+    this.replies.delete(etag);
+    this.replies.set(etag, reply);
+    while (this.replies.size > MAX_ETAGS) this.replies.delete(this.replies.keys().next().value!);
+  }
+
+  private adoptInterval(reply: PollResponse): void {
+    if (reply.checkin > 0 && reply.checkin !== this.intervalS) {
+      this.log.info({ from: this.intervalS, to: reply.checkin }, 'check-in interval changed');
+      this.intervalS = reply.checkin;
+    }
+  }
+
+  private get(url: URL, headers: Record<string, string>): Promise<{ status: number; etag?: string; push?: string; body: Buffer }> {
     const mod = url.protocol === 'https:' ? https : http;
     return new Promise((resolve, reject) => {
       const req = mod.request(url, { method: 'GET', headers, agent: this.agent, timeout: Math.max(this.intervalS, 5) * 1000 }, (res) => {
         const chunks: Buffer[] = [];
         res.on('data', (c: Buffer) => chunks.push(c));
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, etag: res.headers.etag, body: Buffer.concat(chunks) }));
+        const push = res.headers['x-capstan-push'];
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, etag: res.headers.etag, push: Array.isArray(push) ? push[0] : push, body: Buffer.concat(chunks) }));
         res.on('error', reject);
       });
       req.on('timeout', () => req.destroy(new Error('check-in timed out')));
@@ -120,19 +168,21 @@ export class Poller {
 
   private async tick(): Promise<void> {
     if (!this.running) return;
+    this.busy = true;
     let delayMs: number;
     try {
       const reply = await this.pollOnce();
-      if (reply.checkin > 0 && reply.checkin !== this.intervalS) {
-        this.log.info({ from: this.intervalS, to: reply.checkin }, 'check-in interval changed');
-        this.intervalS = reply.checkin;
-      }
+      this.log.debug({ status: reply.status, checkin: reply.checkin }, 'checked in');
+      this.adoptInterval(reply);
       await this.onReply(reply);
       delayMs = this.intervalS * 1000;
     } catch (err) {
       this.log.warn({ status: (err as PollError).status }, (err as Error).message);
       delayMs = Math.floor(Math.random() * this.intervalS * 1000);
+    } finally {
+      this.busy = false;
     }
-    if (this.running) this.timer = setTimeout(() => void this.tick(), delayMs);
+    clearTimeout(this.timer);
+    if (this.running && !this.paused) this.timer = setTimeout(() => void this.tick(), delayMs);
   }
 }

@@ -2,6 +2,7 @@ import type { Logger } from 'pino';
 import { collectDockerSnapshot, type DockerSnapshot } from '../../shared/snapshot';
 import type { AgentConfig } from '../config';
 import { dockerGetJson } from '../docker';
+import { PushChannel, type PushChannelOptions } from '../push';
 import { AsyncClient } from './client';
 import { executeCommand } from './commands';
 import { Journal } from './journal';
@@ -26,6 +27,10 @@ export interface AsyncAgentOptions {
   takeSnapshot?: () => Promise<DockerSnapshot>;
   execute?: Execute;
   timing?: SchedulerOptions;
+  /** EDGE_PUSH: use the push channel when the server offers it (default off here; `fromConfig` follows the config). */
+  push?: boolean;
+  /** Push back-off and liveness knobs (tests shorten them). */
+  pushTiming?: Pick<PushChannelOptions, 'minBackoffMs' | 'maxBackoffMs' | 'stableMs' | 'deadAfterMs'>;
 }
 
 const NS_PER_MS = 1e6;
@@ -43,6 +48,7 @@ export class AsyncAgent {
   private readonly differ: SnapshotDiffer;
   private readonly runner: CommandRunner;
   private readonly scheduler: Scheduler;
+  private readonly push: PushChannel | undefined;
   private readonly log: Logger;
   private retriedFull = false;
   private stopping = false;
@@ -56,13 +62,32 @@ export class AsyncAgent {
     const execute = opts.execute ?? ((cmd) => executeCommand(cmd, { dockerHost: opts.dockerHost }));
     this.runner = new CommandRunner(this.journal, execute, opts.log, () => this.stopping);
     this.scheduler = new Scheduler((flags) => this.exchange(flags), (err) => this.log.error({ err }, `async exchange aborted: ${err.message}`), opts.timing);
+    // On the push channel: no ping timer, commands and timer changes come as nudges.
+    this.push = opts.push ? new PushChannel({
+      apiUrl: opts.apiUrl, edgeId: opts.edgeId, agentVersion: opts.agentVersion, insecure: opts.insecure, log: opts.log, ...opts.pushTiming,
+      onStatus: () => undefined,
+      onNudge: (kind) => {
+        this.log.debug({ kind }, 'push nudge');
+        this.scheduler.trigger(kind === 'commands' ? { command: true } : {});
+      },
+      onUp: () => this.scheduler.setPushed(true),
+      onDown: () => {
+        this.scheduler.setPushed(false);
+        this.scheduler.trigger({ command: true });
+      },
+    }) : undefined;
+  }
+
+  /** Whether the push channel is up. */
+  get pushed(): boolean {
+    return this.push?.connected ?? false;
   }
 
   /** The factory `main` uses. */
   static fromConfig(config: AgentConfig, log: Logger): AsyncAgent {
     return new AsyncAgent({
       apiUrl: config.key.apiUrl, edgeId: config.edgeId, agentVersion: config.agentVersion, insecure: config.insecurePoll,
-      endpointId: config.key.endpointId, dataPath: config.dataPath, dockerHost: config.dockerHost, log,
+      endpointId: config.key.endpointId, dataPath: config.dataPath, dockerHost: config.dockerHost, log, push: config.push,
     });
   }
 
@@ -86,6 +111,7 @@ export class AsyncAgent {
   /** Stops the timers and waits for the exchange in flight (and its current command) to end. */
   async stop(): Promise<void> {
     this.stopping = true;
+    this.push?.stop();
     await this.scheduler.stop();
     this.client.close();
   }
@@ -132,6 +158,7 @@ export class AsyncAgent {
       return false;
     }
     const reply = res.reply;
+    this.push?.offer(res.push);
     this.journal.removeAcks(acks.map((a) => a.seq));
     this.log.debug({ flags, bytes: res.bytesSent, full: prepared?.full, acks: acks.length, commands: reply.commands?.length ?? 0 }, 'async exchange');
     this.adopt(reply);

@@ -18,9 +18,9 @@ export interface AsyncClientOptions {
   timeoutMs?: number;
 }
 
-/** What one exchange gave: the decoded reply on 200, the server's message otherwise. */
+/** What one exchange gave: the decoded reply on 200 (and the push path it offered), the server's message otherwise. */
 export type ExchangeResult =
-  | { status: 200; reply: AsyncResponse; bytesSent: number }
+  | { status: 200; reply: AsyncResponse; bytesSent: number; push?: string }
   | { status: number; message: string; bytesSent: number };
 
 /** The network failed before any reply (connection refused, timeout, TLS). */
@@ -91,7 +91,8 @@ export class AsyncClient {
     } catch (err) {
       return { status: 502, message: `unreadable reply: ${(err as Error).message}`, bytesSent: payload.length };
     }
-    return { status: 200, reply: reply && typeof reply === 'object' ? reply : {}, bytesSent: payload.length };
+    const push = [res.headers['x-capstan-push']].flat()[0];
+    return { status: 200, reply: reply && typeof reply === 'object' ? reply : {}, bytesSent: payload.length, ...(push ? { push } : {}) };
   }
 
   close(): void {

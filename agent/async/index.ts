@@ -9,6 +9,6 @@ export { AsyncClient, ExchangeError, type AsyncClientOptions, type ExchangeResul
 export { executeCommand, checkDockerPath, RESULT_MAX_BYTES, type CommandOutcome, type ExecutorOptions } from './commands';
 export { Journal, writeFileAtomic, JOURNAL_FILE, INTERRUPTED_ERROR, type JournalState } from './journal';
 export { CommandRunner, type Execute } from './runner';
-export { Scheduler, FALLBACK_PING_MS, type Flags, type Intervals, type SchedulerOptions } from './scheduler';
+export { Scheduler, FALLBACK_PING_MS, PUSHED_COMMAND_MS, type Flags, type Intervals, type SchedulerOptions } from './scheduler';
 export { SnapshotDiffer, type PreparedSnapshot } from './snapshots';
 export * from './wire';

@@ -26,6 +26,8 @@ export type Send = (flags: Flags) => Promise<boolean>;
 
 /** Period of the ping that stands in when a reply disables all three timers. */
 export const FALLBACK_PING_MS = 60_000;
+/** While on the push channel commands come by nudge; this slow command timer is the safety net. */
+export const PUSHED_COMMAND_MS = 5 * 60_000;
 
 type Kind = keyof Intervals;
 const FLAGS_OF: Record<Kind, Flags> = { pingMs: {}, snapshotMs: { snapshot: true }, commandMs: { command: true } };
@@ -48,6 +50,7 @@ export class Scheduler {
   private wake: NodeJS.Timeout | undefined;
   private inFlight: Promise<void> | undefined;
   private stopped = false;
+  private pushed = false;
 
   constructor(private readonly send: Send, private readonly onError: (err: Error) => void, opts: SchedulerOptions = {}) {
     this.coalesceMs = opts.coalesceMs ?? 100;
@@ -93,6 +96,28 @@ export class Scheduler {
     return changed;
   }
 
+  /**
+   * On the push channel (true) the ping timer stops (the connection is the heartbeat) and the
+   * command timer slows to PUSHED_COMMAND_MS (nudges bring commands); the snapshot timer stays.
+   * Off again (false), the server's periods are back.
+   */
+  setPushed(on: boolean): void {
+    if (this.pushed === on) return;
+    this.pushed = on;
+    if (this.stopped) return;
+    this.arm('pingMs');
+    this.arm('commandMs');
+  }
+
+  /** The period a timer runs at now. */
+  private period(kind: Kind): number {
+    const ms = this.intervals[kind];
+    if (!this.pushed) return ms;
+    if (kind === 'pingMs') return 0;
+    if (kind === 'commandMs') return Math.max(ms, PUSHED_COMMAND_MS);
+    return ms;
+  }
+
   /** Stops every timer; resolves once the request in flight (if any) has been handled. */
   async stop(): Promise<void> {
     this.stopped = true;
@@ -105,7 +130,7 @@ export class Scheduler {
   private arm(kind: Kind): void {
     clearInterval(this.timers.get(kind));
     this.timers.delete(kind);
-    const ms = this.intervals[kind];
+    const ms = this.period(kind);
     if (ms > 0) this.timers.set(kind, setInterval(() => this.trigger(FLAGS_OF[kind]), ms));
   }
 

@@ -2,14 +2,14 @@ import { Redis } from 'ioredis';
 import type { Logger, ServiceBroker } from 'moleculer';
 import type { Config } from '../../shared/config';
 import {
-  call, commandView, specProblem, toCommandInput,
+  call, commandView, PUSH_IDS_PER_CALL, PushEvents, specProblem, toCommandInput,
   type AckParams, type AckResult, type AckUntilTimestampParams, type CommandBatch, type CommandUpdate, type CommandsQueueParams, type CommandsQueueResult,
   type DeliveredParams, type PendingParams, type PendingResult, type UpdateCommandsResult,
 } from '../../shared/contracts';
 import { AppError, BadRequestError } from '../../shared/errors';
 import { Fanout, pool } from './fanout';
 import { LedgerWriter } from './ledger-writer';
-import { DeliveryQueues, jobOf, type CommandJob } from './queues';
+import { DeliveryQueues, jobOf, type CommandJob, type DeliveryQueuesOptions } from './queues';
 import { Reconciler } from './reconciler';
 
 /** Answered by `pending` while Redis is unreachable: a check-in should go on without commands. */
@@ -37,6 +37,49 @@ function boundedResult(result: unknown): unknown {
   return bytes > MAX_RESULT_BYTES ? { truncated: true, bytes } : result;
 }
 
+/** How long environments whose queues got commands are collected before one `commands.queued` event. */
+const QUEUED_EVENT_DELAY_MS = 20;
+
+/** Delivery queues that report every environment that got commands. */
+class NotifyingQueues extends DeliveryQueues {
+  constructor(redis: Redis, opts: DeliveryQueuesOptions, private readonly onAdded: (envId: number) => void) {
+    super(redis, opts);
+  }
+
+  override async add(envId: number, jobs: CommandJob[]): Promise<void> {
+    await super.add(envId, jobs);
+    if (jobs.length) this.onAdded(envId);
+  }
+}
+
+/**
+ * Tells the gateways which environments just got commands (`commands.queued`, at most
+ * PUSH_IDS_PER_CALL ids per event), so agents on the push channel fetch them at once. A fan-out
+ * to 15,000 environments is a handful of events, not 15,000.
+ */
+class QueuedNotifier {
+  private ids = new Set<number>();
+  private timer: NodeJS.Timeout | undefined;
+
+  constructor(private readonly broker: ServiceBroker, private readonly log: Logger) {}
+
+  add(envId: number): void {
+    this.ids.add(envId);
+    this.timer ??= setTimeout(() => this.flush(), QUEUED_EVENT_DELAY_MS);
+  }
+
+  flush(): void {
+    clearTimeout(this.timer);
+    this.timer = undefined;
+    const ids = [...this.ids];
+    this.ids = new Set();
+    for (let i = 0; i < ids.length; i += PUSH_IDS_PER_CALL) {
+      this.broker.broadcast(PushEvents.commandsQueued, { ids: ids.slice(i, i + PUSH_IDS_PER_CALL) }, { groups: ['gateway'] })
+        .catch((err: Error) => this.log.debug({ err: err.message }, 'commands: queued event not sent (agents still get them on their timers)'));
+    }
+  }
+}
+
 /**
  * One commands replica: the shared Redis connection and the per-environment delivery queues on
  * it, the fan-out worker, the ledger writer that batches status changes into state, and
@@ -52,9 +95,11 @@ export class CommandsRuntime {
   reconciler!: Reconciler;
   private lastWarn = 0;
   private redisDown = false;
+  private readonly notifier: QueuedNotifier;
 
   constructor(private readonly broker: ServiceBroker, private readonly log: Logger, private readonly config: Config) {
     this.prefix = `${config.namespace}:commands`;
+    this.notifier = new QueuedNotifier(broker, log);
   }
 
   async start(): Promise<void> {
@@ -66,7 +111,7 @@ export class CommandsRuntime {
     });
     this.workerRedis = new Redis(this.config.redisUrl, { connectionName: `${name}:worker`, maxRetriesPerRequest: null, connectTimeout: 2000, retryStrategy: (n) => Math.min(2000, 100 * n) });
     for (const r of [this.redis, this.workerRedis]) r.on('error', (err: Error) => this.warnRedis(err));
-    this.queues = new DeliveryQueues(this.redis, { prefix: this.prefix, onError: (err) => this.warnRedis(err) });
+    this.queues = new NotifyingQueues(this.redis, { prefix: this.prefix, onError: (err) => this.warnRedis(err) }, (id) => this.notifier.add(id));
     this.writer = new LedgerWriter({
       persist: (p) => call(this.broker, 'state.updateCommands', p),
       onFinal: (final) => this.removeFinished(final),
@@ -103,6 +148,7 @@ export class CommandsRuntime {
     await bounded(this.writer.close());
     await bounded(this.fanout.stop());
     await bounded(this.queues.close());
+    this.notifier.flush();
     this.redis.disconnect();
     this.workerRedis.disconnect();
   }

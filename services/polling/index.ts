@@ -2,8 +2,8 @@ import type { Context, ServiceSchema } from 'moleculer';
 import { Type } from '@sinclair/typebox';
 import type { Config } from '../../shared/config';
 import {
-  AsyncExchangeParams, CheckinParams, EdgeEvents, EnvironmentChanged, HeartbeatsParams, SetTunnelParams, SettingsChanged, TunnelChanged,
-  type ActionMap,
+  AsyncExchangeParams, CheckinParams, EdgeEvents, EnvironmentChanged, HeartbeatsParams, PushIdsParams, PushOpenParams, SetTunnelParams, SettingsChanged,
+  TunnelChanged, type ActionMap,
 } from '../../shared/contracts';
 import { PollingRuntime } from './runtime';
 
@@ -41,6 +41,20 @@ export function pollingService(_config: Config): ServiceSchema {
       setTunnel: {
         params: SetTunnelParams,
         handler: (ctx: Ctx<'polling.setTunnel'>) => rt.setTunnel(ctx, ctx.params),
+      },
+      /** A gateway accepts a push connection: admitted like a check-in; the current reply (standard). */
+      pushOpen: {
+        params: PushOpenParams,
+        handler: (ctx: Ctx<'polling.pushOpen'>) => rt.pushOpen(ctx.params),
+      },
+      /** A gateway's live push connections (every few seconds): their heartbeats. */
+      pushAlive: {
+        params: PushIdsParams,
+        handler: (ctx: Ctx<'polling.pushAlive'>) => rt.pushAlive(ctx.params.ids),
+      },
+      pushClosed: {
+        params: PushIdsParams,
+        handler: (ctx: Ctx<'polling.pushClosed'>) => rt.pushClosed(ctx.params.ids),
       },
       /** Live last check-ins for environment lists (between two heartbeat flushes). */
       heartbeats: {

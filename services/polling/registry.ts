@@ -33,6 +33,8 @@ export class EdgeRegistry {
   settings: SettingsChanged = { EdgeAgentCheckinInterval: 5, TrustOnFirstConnect: false, Async: settingsAsyncIntervals({ Edge: { PingInterval: 0, SnapshotInterval: 0, CommandInterval: 0, AsyncMode: false }, SnapshotInterval: '5m' }) };
   /** Called when an environment's agent changed or it was removed: its pending heartbeat is void. */
   onAgentGone: (id: number) => void = () => undefined;
+  /** Called when an environment's reply (or async timers) may have changed: pushed agents hear of it. */
+  onChanged: (id: number) => void = () => undefined;
 
   get(id: number): Entry | undefined {
     return this.entries.get(id);
@@ -72,6 +74,7 @@ export class EdgeRegistry {
       cur.tunnel = undefined;
       this.onAgentGone(env.Id);
     } else cur.heartbeat = Math.max(cur.heartbeat, env.LastCheckInDate);
+    this.onChanged(env.Id);
     return true;
   }
 
@@ -128,6 +131,7 @@ export class EdgeRegistry {
     }
     e.tunnel = next.status === 'IDLE' && next.version === undefined ? undefined : next;
     e.reply = undefined;
+    this.onChanged(t.id);
     return true;
   }
 

@@ -1,13 +1,15 @@
 import type { Context, Logger, ServiceBroker } from 'moleculer';
 import {
-  call, EdgeEvents, SnapshotEvents,
-  type EdgeEnvironment, type EnvironmentChanged, type Heartbeat, type SetTunnelParams, type SettingsChanged, type TunnelChanged,
+  call, EdgeEvents, PushEvents, SnapshotEvents,
+  type EdgeEnvironment, type EnvironmentChanged, type Heartbeat, type PushAliveResult, type PushOpenParams, type PushOpenResult, type SetTunnelParams,
+  type SettingsChanged, type TunnelChanged,
 } from '../../shared/contracts';
 import { AppError, BadRequestError, NotFoundError } from '../../shared/errors';
 import { encryptCredentials } from '../../shared/protocol';
 import { AsyncExchangeHandler } from './async';
 import { CheckinHandler } from './checkin';
 import { HeartbeatFlusher } from './flusher';
+import { PushTracker } from './push';
 import { EdgeRegistry } from './registry';
 
 const unixNow = () => Math.floor(Date.now() / 1000);
@@ -32,6 +34,7 @@ export class PollingRuntime {
   readonly flusher: HeartbeatFlusher;
   readonly checkins: CheckinHandler;
   readonly async: AsyncExchangeHandler;
+  readonly push: PushTracker;
   private ready = false;
   /** Events that arrived while seeding; replayed after it (their revisions sort them out). */
   private backlog: Array<() => void> | null = [];
@@ -39,7 +42,19 @@ export class PollingRuntime {
 
   constructor(private readonly broker: ServiceBroker, readonly log: Logger) {
     this.flusher = new HeartbeatFlusher((items) => call(broker, 'state.recordCheckins', { items }), log);
-    this.registry.onAgentGone = (id) => this.flusher.forget(id);
+    this.registry.onAgentGone = (id) => {
+      this.flusher.forget(id);
+      this.push.gone(id);
+    };
+    this.registry.onChanged = (id) => this.push.changed(id);
+    this.push = new PushTracker({
+      registry: this.registry,
+      // Every gateway: each one pushes to the connections it holds.
+      emit: (items) => broker.broadcast(PushEvents.replyChanged, { items }, { groups: ['gateway'] }),
+      heartbeat: (id, at) => this.flusher.mark(id, at),
+      now: unixNow,
+      log,
+    });
     this.checkins = new CheckinHandler({
       registry: this.registry,
       bind: (p) => call(broker, 'state.bindEdgeId', p),
@@ -55,12 +70,14 @@ export class PollingRuntime {
   /** Seeds the registry, retrying with jittered backoff; resolves early (after SEED_WAIT_MS) if state is slow. */
   async start(): Promise<void> {
     this.flusher.start();
+    this.push.start();
     const seeded = this.seedUntilDone();
     await Promise.race([seeded, new Promise((r) => setTimeout(r, SEED_WAIT_MS).unref())]);
   }
 
   async stop(): Promise<void> {
     this.stopped = true;
+    this.push.stop();
     await this.flusher.stop();
   }
 
@@ -90,6 +107,7 @@ export class PollingRuntime {
     }
     this.registry.setSettings(settings);
     this.registry.reseed(list, since);
+    this.push.changedAll();
     const backlog = this.backlog ?? [];
     this.backlog = null;
     backlog.forEach((apply) => apply());
@@ -112,7 +130,10 @@ export class PollingRuntime {
   }
 
   onSettingsChanged(s: SettingsChanged): void {
-    this.whenSeeded(() => this.registry.setSettings(s));
+    this.whenSeeded(() => {
+      this.registry.setSettings(s);
+      this.push.changedAll();
+    });
   }
 
   onTunnelChanged(t: TunnelChanged): void {
@@ -138,6 +159,34 @@ export class PollingRuntime {
     this.registry.setTunnel(change);
     await ctx.broadcast(EdgeEvents.tunnelChanged, change, { groups: ['polling'] });
     return { ok: true };
+  }
+
+  /**
+   * `polling.pushOpen`: a gateway is about to accept a push connection. The agent is admitted
+   * exactly like a check-in (and counts as one); a standard environment's current reply is its
+   * first message. From now on this replica pushes the environment's reply changes.
+   */
+  async pushOpen(p: PushOpenParams): Promise<PushOpenResult> {
+    this.assertReady();
+    const node = this.broker.nodeID;
+    const admitted = await this.checkins.admit(p);
+    if ('status' in admitted) return { status: admitted.status as 400 | 403 | 404, node, error: admitted.error };
+    const { entry } = admitted;
+    this.push.open(entry);
+    if (entry.env.AsyncMode) return { status: 200, node, async: true };
+    const reply = this.registry.reply(entry);
+    return { status: 200, node, etag: reply.etag, body: reply.json };
+  }
+
+  /** `polling.pushAlive`: heartbeats of pushed agents; the ids no longer admitted. */
+  pushAlive(ids: number[]): PushAliveResult {
+    this.assertReady();
+    return { node: this.broker.nodeID, unknown: this.push.alive(ids) };
+  }
+
+  pushClosed(ids: number[]): { node: string } {
+    this.push.closed(ids);
+    return { node: this.broker.nodeID };
   }
 
   /** `polling.heartbeats`: the last check-in this replica knows for each id, and the effective interval. */

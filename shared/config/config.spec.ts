@@ -11,6 +11,12 @@ describe('loadConfig', () => {
     expect(Object.isFrozen(c)).toBe(true);
   });
 
+  it('offers the push channel unless CAPSTAN_PUSH=0', () => {
+    expect(loadConfig({}).push).toBe(true);
+    expect(loadConfig({ CAPSTAN_PUSH: '0' }).push).toBe(false);
+    expect(() => loadConfig({ CAPSTAN_PUSH: 'maybe' })).toThrow(/CAPSTAN_PUSH: expected 1 or 0/);
+  });
+
   it('elects through Redis by default once a transporter is set', () => {
     expect(loadConfig({ CAPSTAN_TRANSPORTER: 'nats://127.0.0.1:4222' }).election).toBe('redis');
   });

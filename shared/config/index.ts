@@ -33,6 +33,8 @@ export const ConfigSchema = Type.Object({
   bodyLimit: Type.Integer({ minimum: 1024 }),
   authRateLimit: Type.Integer({ minimum: 1 }),
   authRateWindowMs: Type.Integer({ minimum: 1000 }),
+  /** CAPSTAN_PUSH: offer the push channel to Capstan agents. */
+  push: Type.Boolean(),
   logLevel: Type.Union(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map((l) => Type.Literal(l))),
 });
 export type Config = Readonly<Static<typeof ConfigSchema>>;
@@ -61,6 +63,7 @@ export const CONFIG_KEYS: ReadonlyArray<{ key: string; default: string; descript
   { key: 'CAPSTAN_BODY_LIMIT', default: '1048576', description: 'Largest accepted request body in bytes (413 above).' },
   { key: 'CAPSTAN_AUTH_RATE_LIMIT', default: '10', description: 'Sign-in attempts allowed per client address per window (429 above).' },
   { key: 'CAPSTAN_AUTH_RATE_WINDOW_MS', default: '60000', description: 'Window of CAPSTAN_AUTH_RATE_LIMIT.' },
+  { key: 'CAPSTAN_PUSH', default: '1', description: 'Offer the push channel (README "Push channel") to Capstan agents: 1 or 0. With 0 check-ins carry no X-Capstan-Push header and agents keep polling.' },
   { key: 'CAPSTAN_LOG_LEVEL', default: 'info', description: 'pino log level: fatal, error, warn, info, debug, trace, silent.' },
 ];
 
@@ -81,6 +84,15 @@ function int(env: NodeJS.ProcessEnv, key: string, def: number, problems: string[
     return def;
   }
   return n;
+}
+
+function flag(env: NodeJS.ProcessEnv, key: string, def: boolean, problems: string[]): boolean {
+  const raw = env[key]?.trim().toLowerCase();
+  if (raw === undefined || raw === '') return def;
+  if (['1', 'true', 'yes', 'on'].includes(raw)) return true;
+  if (['0', 'false', 'no', 'off'].includes(raw)) return false;
+  problems.push(`${key}: expected 1 or 0, got "${env[key]}"`);
+  return def;
 }
 
 /**
@@ -118,6 +130,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
     bodyLimit: int(env, 'CAPSTAN_BODY_LIMIT', 1048576, problems),
     authRateLimit: int(env, 'CAPSTAN_AUTH_RATE_LIMIT', 10, problems),
     authRateWindowMs: int(env, 'CAPSTAN_AUTH_RATE_WINDOW_MS', 60000, problems),
+    push: flag(env, 'CAPSTAN_PUSH', true, problems),
     logLevel: env.CAPSTAN_LOG_LEVEL || 'info',
     ...overrides,
   };

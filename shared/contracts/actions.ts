@@ -10,6 +10,7 @@ import type {
   CommandsQueueResult, DeliveredParams, ListCommandsParams, PendingCommandsParams, PendingCommandsResult, PendingParams, PendingResult, QueueCommandsParams,
   QueueCommandsResult, UpdateCommandsParams, UpdateCommandsResult,
 } from './commands';
+import type { PushAliveResult, PushIdsParams, PushOpenParams, PushOpenResult } from './push';
 
 type A<P, R> = { params: P; result: R };
 type IdP = { id: number };
@@ -85,6 +86,12 @@ export interface ActionMap {
   'polling.checkin': A<CheckinParams, CheckinResult>;
   'polling.setTunnel': A<SetTunnelParams, { ok: boolean }>;
   'polling.heartbeats': A<{ ids: number[] }, { items: Heartbeat[] }>;
+  /** A push connection is being opened: admits the agent like a check-in; the current reply of a standard environment. */
+  'polling.pushOpen': A<PushOpenParams, PushOpenResult>;
+  /** The gateway's live push connections: their heartbeats; ids no longer admitted come back in `unknown`. */
+  'polling.pushAlive': A<PushIdsParams, PushAliveResult>;
+  /** Push connections that closed: their replies are no longer pushed. */
+  'polling.pushClosed': A<PushIdsParams, { node: string }>;
 
   // commands: async commands to Edge agents, delivered in order through BullMQ.
   /** Persists (state) and enqueues; many environments go through the fan-out queue. */

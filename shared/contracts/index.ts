@@ -9,3 +9,4 @@ export * from './edge';
 export * from './snapshots';
 export * from './commands';
 export * from './async';
+export * from './push';

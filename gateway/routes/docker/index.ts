@@ -1,21 +1,15 @@
-import type { IncomingMessage } from 'node:http';
-import type { Duplex } from 'node:stream';
 import type { FastifyInstance } from 'fastify';
 import { Type } from '@sinclair/typebox';
 import { call, Id } from '../../../shared/contracts';
 import { UnauthorizedError } from '../../../shared/errors';
 import { proxyRequest, proxyUpgrade } from '../../../shared/http';
 import { principalOf } from '../../plugins/auth';
+import { addUpgradeRoute, upgradeError } from '../../upgrade';
 import { TunnelKeepAlive } from './keepalive';
 import { readFromSnapshot, snapshotRead } from './snapshot-reads';
 import { AsyncEnvironmentError, CALLER_ONLY_HEADERS, dockerTargetResolver } from './target';
 
 const PATH = /^\/api\/endpoints\/([0-9]{1,10})\/docker(\/[^?]*)?(\?.*)?$/;
-
-function httpError(socket: Duplex, status: number, message: string, details?: unknown) {
-  const body = JSON.stringify({ message, details });
-  socket.end(`HTTP/1.1 ${status} ${status === 401 ? 'Unauthorized' : 'Error'}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`);
-}
 
 /**
  * `/api/endpoints/{id}/docker/**`: the Docker Engine API of an environment, through its tunnel and
@@ -60,9 +54,7 @@ export default async function dockerRoutes(fastify: FastifyInstance): Promise<vo
     },
   });
 
-  fastify.server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
-    const m = PATH.exec(req.url ?? '');
-    if (!m) return httpError(socket, 404, 'Not found');
+  addUpgradeRoute(fastify.server, PATH, (req, socket, head, m) => {
     void (async () => {
       const apiKey = [req.headers['x-api-key']].flat()[0];
       const auth = req.headers.authorization;
@@ -74,7 +66,7 @@ export default async function dockerRoutes(fastify: FastifyInstance): Promise<vo
       proxyUpgrade(req, socket, head, target, { path: `${m[2] ?? '/'}${m[3] ?? ''}`, headers, omit: CALLER_ONLY_HEADERS });
     })().catch((err) => {
       const status = typeof err?.code === 'number' && err.code >= 400 && err.code < 600 ? err.code : 502;
-      httpError(socket, status, status >= 500 && !err?.type ? 'The environment did not answer' : err.message, err?.data);
+      upgradeError(socket, status, status >= 500 && !err?.type ? 'The environment did not answer' : err.message, err?.data);
     });
   });
 }

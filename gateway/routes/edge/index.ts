@@ -2,10 +2,11 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from '@sinclair/typebox';
 import zlib from 'node:zlib';
 import type { FastifyReply, FastifyRequest } from 'fastify';
-import { AsyncReply, CapstanAsyncExtension, call, EdgeStatus, Environment, IdParams } from '../../../shared/contracts';
+import { AsyncReply, CapstanAsyncExtension, call, EdgeStatus, Environment, IdParams, PUSH_HEADER, PUSH_SUBPROTOCOL, pushPath } from '../../../shared/contracts';
 import { AppError, BadRequestError } from '../../../shared/errors';
 import { MAX_PACKED_SNAPSHOT_CHARS } from '../../../shared/snapshot';
 import { errorResponses } from '../../schemas';
+import { startPush } from './push';
 
 const tags = ['edge'];
 
@@ -65,6 +66,9 @@ const NotModified = Type.Null({ description: 'Not modified: the reply has the ET
  */
 const edgeRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
   const { broker } = fastify;
+  // Capstan agents learn of the push channel from this header on their replies; Portainer agents ignore it.
+  const push = fastify.config.push;
+  if (push) startPush(fastify);
 
   fastify.get('/endpoints/:id/edge/status', {
     config: { public: true },
@@ -87,6 +91,7 @@ const edgeRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
     });
     // Untyped: the body is already serialised (the ETag covers those exact bytes).
     const raw = reply as FastifyReply;
+    if (push && (r.status === 200 || r.status === 304)) raw.header(PUSH_HEADER, pushPath(request.params.id));
     if (r.status === 200) return raw.header('etag', r.etag).type('application/json').send(r.body);
     if (r.status === 304) return raw.code(304).header('etag', r.etag).send();
     return raw.code(r.status).send(r.error);
@@ -130,7 +135,24 @@ const edgeRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
       ...(b.capstan ? { capstan: b.capstan } : {}),
     });
     if (r.status !== 200) return (reply as FastifyReply).code(r.status).send(r.error);
+    if (push) reply.header(PUSH_HEADER, pushPath(b.endpointId));
     return r.body;
+  });
+
+  // The push channel is a WebSocket upgrade (taken from the server's `upgrade` event, see push.ts);
+  // this route documents it and answers a plain GET.
+  fastify.get('/endpoints/:id/edge/push', {
+    config: { public: true },
+    schema: {
+      tags,
+      summary: `Capstan agents' push channel: a WebSocket upgrade (subprotocol ${PUSH_SUBPROTOCOL}) with the check-in headers; the server pushes poll replies and command nudges (README "Push channel")`,
+      params: IdParams,
+      response: errorResponses([404, 426], { authenticated: false }),
+    },
+  }, async (_request, reply) => {
+    if (!push) throw new AppError('The push channel is disabled on this server (CAPSTAN_PUSH=0)', 404, 'PUSH_DISABLED');
+    reply.header('upgrade', 'websocket');
+    throw new AppError('Upgrade Required: open a WebSocket', 426, 'UPGRADE_REQUIRED', { subprotocol: PUSH_SUBPROTOCOL });
   });
 
   fastify.get('/endpoints/:id/status', {
