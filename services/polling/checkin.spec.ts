@@ -8,7 +8,7 @@ const env = (over: Partial<EdgeEnvironment> = {}): EdgeEnvironment => ({
   Rev: { fence: 1, seq: 1 }, ...over,
 });
 
-function setup() {
+function setup(lookup?: (id: number) => Promise<EdgeEnvironment | undefined>) {
   const registry = new EdgeRegistry();
   registry.apply(env());
   let seq = 10;
@@ -19,13 +19,24 @@ function setup() {
     return { environment: { ...cur, EdgeID: p.edgeId, AgentVersion: p.agentVersion, Type: p.platform === 2 ? 7 : 4, Rev: { fence: 1, seq: ++seq } } };
   });
   const beats: Array<[number, number]> = [];
-  const h = new CheckinHandler({ registry, bind, heartbeat: (id, at) => beats.push([id, at]), now: () => 1000 });
+  const h = new CheckinHandler({ registry, bind, heartbeat: (id, at) => beats.push([id, at]), now: () => 1000, lookup });
   return { registry, bind, beats, h };
 }
 
 const agent = { id: 1, edgeId: 'agent-1', agentVersion: '2.23.0', platform: '1' };
 
 describe('CheckinHandler', () => {
+  it('asks state about an environment it does not know before answering 404', async () => {
+    const lookups: number[] = [];
+    const { h } = setup(async (id) => {
+      lookups.push(id);
+      return id === 2 ? env({ Id: 2, Rev: { fence: 1, seq: 2 } }) : undefined;
+    });
+    expect((await h.checkin({ ...agent, id: 2 })).status).toBe(200);
+    expect((await h.checkin({ ...agent, id: 3 })).status).toBe(404);
+    expect(lookups).toEqual([2, 3]);
+  });
+
   it('binds once for a burst of first check-ins, then answers from memory', async () => {
     const { h, bind, beats } = setup();
     const first = await Promise.all(Array.from({ length: 20 }, () => h.checkin(agent)));

@@ -10,6 +10,8 @@ export interface CheckinDeps {
   bind(p: BindEdgeIdParams): Promise<{ environment: EdgeEnvironment }>;
   heartbeat(id: number, at: number): void;
   now(): number;
+  /** State's view of an environment this replica does not know, if state knows it. */
+  lookup?(id: number): Promise<EdgeEnvironment | undefined>;
   /** An agent was bound to an environment that had none (its first check-in). */
   onBound?(id: number, asyncMode: boolean): void;
 }
@@ -44,6 +46,11 @@ export class CheckinHandler {
   async admit(p: Omit<CheckinParams, 'ifNoneMatch'> & { async?: boolean }): Promise<{ entry: Entry } | CheckinResult> {
     const { registry } = this.deps;
     let entry = registry.get(p.id);
+    if (!entry) {
+      const env = await this.deps.lookup?.(p.id);
+      if (env) registry.apply(env);
+      entry = registry.get(p.id);
+    }
     if (!entry) return fail(404, 'Unable to find an environment with the specified identifier inside the database', 'environment not found');
     const edgeId = p.edgeId?.trim() ?? '';
     if (!edgeId) return fail(403, DENIED, 'missing Edge identifier');

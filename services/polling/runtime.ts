@@ -1,3 +1,4 @@
+import { LRUCache } from 'lru-cache';
 import type { Context, Logger, ServiceBroker } from 'moleculer';
 import {
   call, EdgeEvents, PushEvents, SnapshotEvents,
@@ -15,6 +16,12 @@ import { EdgeRegistry } from './registry';
 const unixNow = () => Math.floor(Date.now() / 1000);
 /** How long `started` waits for the first seeding before going on in the background. */
 const SEED_WAIT_MS = 10_000;
+/** A second seeding this long after start, once discovery has announced this replica's listeners. */
+const RESEED_AFTER_START_MS = 3000;
+/** And one every so often: a safety net for events lost in transit. */
+const RESEED_EVERY_MS = 5 * 60_000;
+/** How long an id state did not know is answered 404 without asking again. */
+const UNKNOWN_TTL_MS = 5000;
 /** Environments per seeding call: about 250 bytes each, well under NATS's 1 MB message limit. */
 const SEED_PAGE = 2000;
 
@@ -39,6 +46,20 @@ export class PollingRuntime {
   /** Events that arrived while seeding; replayed after it (their revisions sort them out). */
   private backlog: Array<() => void> | null = [];
   private stopped = false;
+  private readonly timers: NodeJS.Timeout[] = [];
+  /** Ids state did not know a moment ago, so a stream of check-ins for a bogus id costs one lookup. */
+  private readonly unknown = new LRUCache<number, true>({ max: 10_000, ttl: UNKNOWN_TTL_MS });
+
+  /**
+   * An environment this replica does not know (created while it was starting, or an event lost):
+   * asked of state once, remembered either way.
+   */
+  private async lookup(id: number): Promise<EdgeEnvironment | undefined> {
+    if (!this.ready || this.unknown.has(id)) return undefined;
+    const [env] = await call(this.broker, 'state.edgeEnvironments', { ids: [id] });
+    if (!env) this.unknown.set(id, true);
+    return env;
+  }
 
   constructor(private readonly broker: ServiceBroker, readonly log: Logger) {
     this.flusher = new HeartbeatFlusher((items) => call(broker, 'state.recordCheckins', { items }), log);
@@ -60,6 +81,7 @@ export class PollingRuntime {
       bind: (p) => call(broker, 'state.bindEdgeId', p),
       heartbeat: (id, at) => this.flusher.mark(id, at),
       now: unixNow,
+      lookup: (id) => this.lookup(id),
       // One snapshots replica takes the first snapshot; none running is fine.
       onBound: (id, asyncMode) => void broker.emit(SnapshotEvents.agentBound, { id, asyncMode })
         .catch((err: Error) => log.warn({ id, err: err.message }, 'polling: agent-bound event not sent')),
@@ -73,9 +95,17 @@ export class PollingRuntime {
     this.push.start();
     const seeded = this.seedUntilDone();
     await Promise.race([seeded, new Promise((r) => setTimeout(r, SEED_WAIT_MS).unref())]);
+    // Other nodes learn of this replica's event listeners only after `started` returns and
+    // Moleculer's discovery has announced them (about a second later): changes committed in that
+    // window are never delivered here. One more seeding once the announcement is out catches them,
+    // and a periodic one bounds what any lost event could cost.
+    const again = () => void this.seed().catch((err: Error) => this.log.warn({ err: err.message }, 'polling: re-seeding failed'));
+    this.timers.push(setTimeout(again, RESEED_AFTER_START_MS), setInterval(again, RESEED_EVERY_MS));
+    this.timers.forEach((t) => t.unref());
   }
 
   async stop(): Promise<void> {
+    this.timers.forEach((t) => clearTimeout(t));
     this.stopped = true;
     this.push.stop();
     await this.flusher.stop();
