@@ -22,6 +22,10 @@ export class Reconciler {
     queues: DeliveryQueues;
     readPending: (afterKey: string | undefined, limit: number) => Promise<PendingCommandsResult>;
     log: Pick<Logger, 'info' | 'warn' | 'debug'>;
+    /** Called before a pass; its token is handed to `afterPass` when the pass completed. */
+    beforePass?: () => number;
+    /** A complete pass: every pending command of the ledger is in the queues (as of `token`). */
+    afterPass?: (token: number) => Promise<void>;
   }) {}
 
   /** Starts a run (or asks the current one to run again); resolves with the commands re-added. */
@@ -74,6 +78,7 @@ export class Reconciler {
 
   /** One pass over the ledger's pending commands. */
   async once(): Promise<number> {
+    const token = this.opts.beforePass?.() ?? 0;
     let added = 0;
     let afterKey: string | undefined;
     for (;;) {
@@ -84,6 +89,7 @@ export class Reconciler {
       afterKey = page.nextKey;
     }
     if (added) this.opts.log.info({ commands: added }, 'commands: delivery queues reconciled with the ledger');
+    if (!this.stopped) await this.opts.afterPass?.(token);
     return added;
   }
 }

@@ -93,6 +93,12 @@ export class CommandsRuntime {
   private fanout!: Fanout;
   private writer!: LedgerWriter;
   reconciler!: Reconciler;
+  /** Redis (re)connections so far: a reconciliation pass counts only if none happened during it. */
+  private epoch = 0;
+  /** Set in Redis after a complete reconciliation pass; a Redis that came back empty lacks it. */
+  private get reconciledKey(): string {
+    return `${this.prefix}:reconciled`;
+  }
   private lastWarn = 0;
   private redisDown = false;
   private readonly notifier: QueuedNotifier;
@@ -126,6 +132,11 @@ export class CommandsRuntime {
         return call(this.broker, 'state.pendingCommands', afterKey ? { afterKey, limit } : { limit });
       },
       log: this.log,
+      beforePass: () => this.epoch,
+      // Only if Redis did not reconnect (maybe empty) during the pass; the reconnect asks for another.
+      afterPass: async (epoch) => {
+        if (epoch === this.epoch) await this.redis.set(this.reconciledKey, String(Date.now()));
+      },
     });
     this.fanout = new Fanout({
       prefix: this.prefix, redis: this.redis, workerRedis: this.workerRedis, queues: this.queues, log: this.log,
@@ -135,6 +146,7 @@ export class CommandsRuntime {
     this.fanout.start();
     // Every (re)connection: Redis may have come back empty.
     this.redis.on('ready', () => {
+      this.epoch++;
       if (this.redisDown) this.log.info('commands: Redis reachable again; reconciling the delivery queues');
       this.redisDown = false;
       this.lastWarn = 0;
@@ -183,6 +195,32 @@ export class CommandsRuntime {
     return out;
   }
 
+  /**
+   * The unbroken run of `page` that follows `afterSeq`. Seqs are consecutive per environment, so a
+   * gap is either commands already finished (the agent's cursor is behind: a new journal) or
+   * commands not in the queue yet (a fan-out still adding them): the ledger tells which.
+   */
+  private async unbroken(id: number, afterSeq: number, page: { jobs: CommandJob[]; more: boolean }): Promise<{ jobs: CommandJob[]; more: boolean }> {
+    const first = page.jobs[0].seq;
+    if (first !== afterSeq + 1) {
+      const lowest = await this.lowestUnfinished(id);
+      if (lowest !== undefined && lowest < first) {
+        void this.reconciler.request();
+        return { jobs: [], more: false };
+      }
+    }
+    let n = 1;
+    while (n < page.jobs.length && page.jobs[n].seq === page.jobs[n - 1].seq + 1) n++;
+    return n === page.jobs.length ? page : { jobs: page.jobs.slice(0, n), more: true };
+  }
+
+  /** The environment's lowest queued or delivered seq in the ledger. */
+  private async lowestUnfinished(id: number): Promise<number | undefined> {
+    const [queued, delivered] = await Promise.all((['queued', 'delivered'] as const).map((status) => call(this.broker, 'state.listCommands', { id, status, limit: 1 })));
+    const seqs = [...queued.items, ...delivered.items].map((r) => r.Seq);
+    return seqs.length ? Math.min(...seqs) : undefined;
+  }
+
   async batch(batchId: string): Promise<CommandBatch> {
     const rec = await call(this.broker, 'state.getCommandBatch', { batchId });
     const enqueued = await this.queues.getEnqueued(batchId).catch(() => null);
@@ -192,10 +230,17 @@ export class CommandsRuntime {
   async pending(p: PendingParams): Promise<PendingResult> {
     let page;
     try {
+      // Until the queues hold every pending command of the ledger, a newer command could be
+      // handed out ahead of older ones still missing (Redis came back empty, or was never filled).
+      if (!(await this.redis.exists(this.reconciledKey))) {
+        void this.reconciler.request();
+        throw new Error('the delivery queues are being rebuilt from the ledger');
+      }
       page = await this.queues.pending(p.id, p.afterSeq ?? 0, p.limit ?? 50, PENDING_BYTES);
     } catch (err) {
       throw new CommandsUnavailableError(err);
     }
+    if (p.contiguous && page.jobs.length) page = await this.unbroken(p.id, p.afterSeq ?? 0, page);
     return {
       commands: page.jobs.map((j) => ({ id: j.seq, seq: j.seq, type: j.type, endpointID: p.id, timestamp: j.timestamp, op: '', path: '', value: j.value, stopOnFailure: j.stopOnFailure })),
       more: page.more,

@@ -108,7 +108,7 @@ export class AsyncExchangeHandler {
 
   private async next(p: AsyncExchangeParams): Promise<{ commands: AgentCommand[]; more: boolean }> {
     try {
-      const pending = await call(this.broker, 'commands.pending', { id: p.endpointId, afterSeq: p.capstan?.seq ?? 0, limit: COMMANDS_PER_REPLY });
+      const pending = await call(this.broker, 'commands.pending', { id: p.endpointId, afterSeq: p.capstan?.seq ?? 0, limit: COMMANDS_PER_REPLY, contiguous: !!p.capstan });
       // A Portainer agent (no `capstan`) only knows its timestamp watermark.
       const after = p.capstan ? 0 : watermarkMs(p.commandTimestamp);
       const commands = after ? pending.commands.filter((c) => Date.parse(c.timestamp) > after) : pending.commands;

@@ -264,6 +264,12 @@ export const PendingParams = Type.Object({
   id: Id,
   afterSeq: Type.Optional(Type.Integer({ minimum: 0 })),
   limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 500 })),
+  /**
+   * The caller runs commands strictly in seq order from `afterSeq` (Capstan's agent): hand out
+   * only an unbroken run starting at `afterSeq + 1`, unless the ledger says the seqs in between
+   * are finished. A command still on its way into the queue must never be overtaken.
+   */
+  contiguous: Type.Optional(Type.Boolean()),
 }, { additionalProperties: false });
 export type PendingParams = Static<typeof PendingParams>;
 export type PendingResult = { commands: AgentCommand[]; more: boolean };
