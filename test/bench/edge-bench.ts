@@ -241,10 +241,12 @@ async function startStack(temp: string[], procs: CapstanProcess[]): Promise<Stac
   const env = await api(base, 'POST', '/api/endpoints', { token, body: { Name: 'edge-bench', EndpointCreationType: 4, URL: base, EdgeCheckinInterval: CHECKIN_S } });
   if (env.status !== 200 || key.status !== 200) throw new Error(`set-up failed: ${env.status} ${env.text.slice(0, 300)} / ${key.status} ${key.text.slice(0, 300)}`);
   const envId = env.body.Id as number;
-  // EDGE_INACTIVITY_TIMEOUT is long so that only the server's idle reaper closes tunnels.
+  // EDGE_INACTIVITY_TIMEOUT is long so that only the server's idle reaper closes tunnels. The agent
+  // polls (EDGE_PUSH=0) as Portainer's does: the figure asked for is at a 5 s check-in interval
+  // (with the push channel it is tens of milliseconds; test/integration/edge-push prints it).
   const agent = startProcess('bench-agent', {
     EDGE: '1', EDGE_KEY: env.body.EdgeKey, EDGE_ID, EDGE_INSECURE_POLL: '1', DOCKER_HOST: `unix://${SOCKET}`,
-    DATA_PATH: temp[0], EDGE_INACTIVITY_TIMEOUT: '1h', LOG_LEVEL: 'debug',
+    DATA_PATH: temp[0], EDGE_INACTIVITY_TIMEOUT: '1h', LOG_LEVEL: 'debug', EDGE_PUSH: '0',
   }, AGENT_MAIN);
   procs.push(agent);
   const watch = new AgentWatch(agent);
