@@ -10,6 +10,7 @@ import { performance } from 'node:perf_hooks';
 import { ProtocolError, ResponseParser, type RawResponse } from './http1';
 import type { ModeAgent, ModeDriver } from './modes';
 import { errorCode, FLAG_NEW_CONNECTION, FLAG_RETRIED, isAnswered, SampleBuilder, type ErrorKind } from './stats';
+import type { TunnelAgents } from './tunnels';
 
 /** What a worker is given to run. */
 export interface FleetOptions {
@@ -24,7 +25,10 @@ export interface FleetOptions {
   host: string;
   port: number;
   insecure: boolean;
-  agents: Array<{ index: number; endpointId: number; edgeId: string; firstAtMs: number }>;
+  /** `port`: where this agent checks in instead (the distributed shape's second gateway); `storm`: it opens tunnels in a storm. */
+  agents: Array<{ index: number; endpointId: number; edgeId: string; firstAtMs: number; port?: number; storm?: boolean }>;
+  /** Tunnel server address and key fingerprint from the Edge keys (for the storm's agents). */
+  tunnel?: { addr: string; fingerprint: string };
 }
 
 interface InFlight {
@@ -38,9 +42,11 @@ interface InFlight {
 
 interface SimAgent extends ModeAgent {
   index: number;
+  port: number;
   intervalMs: number;
   /** The current tick of the agent's ticker, ms since the run start. */
   due: number;
+  answered?: boolean;
   raw?: net.Socket;
   sock?: tls.TLSSocket;
   parser?: ResponseParser;
@@ -60,27 +66,32 @@ export interface FleetCounters {
   idleCloses: number;
   /** Ticks that came while the previous check-in was still running (the agent fell behind). */
   lateTicks: number;
+  /** Agents that have had a check-in answered. */
+  answeredAgents: number;
   /** First message seen per failure kind, for the report. */
   messages: Record<string, string>;
 }
 
 export class Fleet {
   readonly samples = new SampleBuilder();
-  readonly counters: FleetCounters = { open: 0, inflight: 0, handshakes: 0, resumed: 0, idleCloses: 0, lateTicks: 0, messages: {} };
+  readonly counters: FleetCounters = { open: 0, inflight: 0, handshakes: 0, resumed: 0, idleCloses: 0, lateTicks: 0, answeredAgents: 0, messages: {} };
   private readonly agents: SimAgent[];
+  private readonly byIndex = new Map<number, SimAgent>();
   private readonly inflight = new Set<SimAgent>();
   private readonly secureContext = tls.createSecureContext();
   private readonly sweep: NodeJS.Timeout;
   private readonly originOffset: number;
   private endMs: number;
 
-  constructor(private readonly opts: FleetOptions, private readonly driver: ModeDriver) {
+  constructor(private readonly opts: FleetOptions, private readonly driver: ModeDriver, private readonly tunnels?: TunnelAgents) {
     this.originOffset = performance.timeOrigin - opts.runStartEpochMs;
     this.endMs = opts.durationMs;
     const host = net.isIPv6(opts.host) ? `[${opts.host}]` : opts.host;
     this.agents = opts.agents.map((a) => {
-      const agent: SimAgent = { index: a.index, endpointId: a.endpointId, edgeId: a.edgeId, host: `${host}:${opts.port}`, state: undefined, intervalMs: opts.intervalS * 1000, due: a.firstAtMs };
+      const port = a.port ?? opts.port;
+      const agent: SimAgent = { index: a.index, port, endpointId: a.endpointId, edgeId: a.edgeId, host: `${host}:${port}`, state: undefined, intervalMs: opts.intervalS * 1000, due: a.firstAtMs };
       driver.init(agent);
+      this.byIndex.set(a.index, agent);
       return agent;
     });
     // One timer for every request timeout: cheaper than a timer per check-in.
@@ -110,6 +121,22 @@ export class Fleet {
       clearTimeout(a.timer);
       this.drop(a);
     }
+    await this.tunnels?.close();
+  }
+
+  /**
+   * Checks in now rather than at the next tick (the agent does when its tunnel could not be opened
+   * or dropped while still required); nothing if a check-in is under way.
+   */
+  pollSoon(index: number): void {
+    const a = this.byIndex.get(index);
+    const now = this.now();
+    if (!a || a.inflight || now >= this.endMs) return;
+    clearTimeout(a.timer);
+    a.timer = undefined;
+    // The ticker restarts from now.
+    a.due = now;
+    this.send(a);
   }
 
   private fireAt(a: SimAgent, at: number): void {
@@ -140,8 +167,8 @@ export class Fleet {
   }
 
   private connect(a: SimAgent): void {
-    const { host, port, insecure } = this.opts;
-    const raw = net.connect({ host, port, noDelay: true });
+    const { host, insecure } = this.opts;
+    const raw = net.connect({ host, port: a.port, noDelay: true });
     const sock = tls.connect({
       socket: raw, host, servername: net.isIP(host) ? undefined : host, secureContext: this.secureContext,
       rejectUnauthorized: !insecure, session: a.session,
@@ -209,7 +236,12 @@ export class Fleet {
       this.jitter(a, now);
       return;
     }
+    if (!a.answered) {
+      a.answered = true;
+      this.counters.answeredAgents++;
+    }
     const asked = this.driver.onReply(a, res);
+    if (this.tunnels?.has(a.index)) this.tunnels.onReply(a.index, res);
     if (asked !== undefined && asked > 0 && asked * 1000 !== a.intervalMs) {
       // Like the agent: a new interval resets the ticker.
       a.intervalMs = asked * 1000;

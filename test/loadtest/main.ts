@@ -14,8 +14,10 @@ import { modeByName } from './modes';
 import { parseOptions, USAGE, type LoadTestOptions } from './options';
 import { Monitor } from './monitor';
 import { buildReport, TARGETS } from './report';
-import { detectServerPids, readServerLog, startEmbeddedServer, type EmbeddedServer, type ServerLog } from './server';
+import { infraProcesses, type SampledProcess } from './sampler';
+import { detectServerPids, readServerLog, startDistributedServer, startEmbeddedServer, type LaunchedServer, type ServerLog } from './server';
 import { AdminClient, provision } from './setup';
+import { fireStorm, type StormCalls } from './storm';
 import { renderTable } from './table';
 import { concatBatches } from './stats';
 import type { MainMessage, WorkerInit, WorkerMessage } from './worker';
@@ -52,29 +54,32 @@ async function main(): Promise<number> {
     return 2;
   }
   const mode = modeByName(opts.mode);
-  // Each agent holds one socket; the embedded server holds the other end of each.
-  const need = opts.agents + 512;
+  // Each agent holds one socket; the embedded server holds the other end of each. A storm adds,
+  // per tunnel, its WebSocket and (the server's) its listener, and per call one API connection.
+  const need = opts.agents + 3 * opts.storm + 512;
   const limit = openFileLimit();
   if (limit < need) {
-    process.stderr.write(`the open-file limit is ${limit}, below the ${need} this run needs (one socket per agent, on both ends): run it through npm run loadtest, which raises it with ulimit -n, or raise it yourself\n`);
+    process.stderr.write(`the open-file limit is ${limit}, below the ${need} this run needs (one socket per agent, on both ends${opts.storm ? ', three per storm tunnel' : ''}): run it through npm run loadtest, which raises it with ulimit -n, or raise it yourself\n`);
     return 2;
   }
 
-  let server: EmbeddedServer | undefined;
+  let server: LaunchedServer | undefined;
   let client: AdminClient | undefined;
   const workers: Worker[] = [];
   try {
     if (!opts.target) {
-      log(`starting the embedded server (log level ${opts.serverLogLevel}${opts.serverNodeArgs.length ? `, node ${opts.serverNodeArgs.join(' ')}` : ''})`);
-      server = await startEmbeddedServer({ logLevel: opts.serverLogLevel, nodeArgs: opts.serverNodeArgs });
-      log(`embedded server pid ${server.pid} on ${server.base}, data in ${server.dataDir}`);
+      log(`starting the ${opts.shape === 'distributed' ? `distributed shape (NATS ${opts.nats}, Redis ${opts.redis})` : 'embedded server'} (log level ${opts.serverLogLevel}${opts.serverNodeArgs.length ? `, node ${opts.serverNodeArgs.join(' ')}` : ''})`);
+      const launch = { logLevel: opts.serverLogLevel, nodeArgs: opts.serverNodeArgs, nats: opts.nats, redis: opts.redis, pollingInGateways: opts.pollingInGateways };
+      server = opts.shape === 'distributed' ? await startDistributedServer(launch) : await startEmbeddedServer(launch);
+      log(`${server.processes.map((p) => `${p.name} pid ${p.pid}${p.port ? ` on ${p.port}` : ''}`).join(', ')}; data in ${server.dataDir}${server.namespace ? `, namespace ${server.namespace}` : ''}`);
     }
-    const base = opts.target ?? server!.base;
+    const base = opts.target ?? server!.bases[0];
     client = new AdminClient(base, opts.insecure, opts.concurrency);
     if (server) await client.initAdmin(opts.username, opts.password);
     await client.signIn(opts);
     const prov = await provision(client, opts, mode, log);
     for (const n of prov.notes) log(n);
+    const auth = client.authHeaders;
     // Its keep-alive connections would count as server connections during the run.
     await client.close();
     client = undefined;
@@ -85,22 +90,35 @@ async function main(): Promise<number> {
     const host = apiUrl.hostname.replace(/^\[|\]$/g, '');
     const port = Number(apiUrl.port || 443);
     if (apiUrl.origin !== base) log(`agents check in on ${apiUrl.origin}, the API URL in their Edge keys`);
+    // The distributed shape's gateways: every agent's Edge key names the first; half of them are
+    // sent to the second instead, as an L4 load balancer in front of both would.
+    const ports = server ? server.bases.map((b) => Number(new URL(b).port)) : [port];
+    if (server && ports[0] !== port) throw new Error(`the Edge keys name port ${port}, not the gateway's ${ports[0]}`);
 
-    let pids: number[];
+    let processes: SampledProcess[];
     let serverNote: string;
     if (server) {
-      pids = [server.pid];
-      serverNote = `pid ${server.pid}`;
-    } else if (opts.serverPids) {
-      pids = opts.serverPids;
-      serverNote = `pids ${pids.join(', ')} (--server-pids)`;
-    } else if (isLocalHost(host)) {
-      ({ pids, note: serverNote } = detectServerPids(port));
+      processes = server.processes.map((p) => ({ name: p.name, pid: p.pid }));
+      serverNote = server.processes.length === 1 ? `pid ${server.processes[0].pid}`
+        : `${server.processes.length} processes: ${server.processes.map((p) => `${p.name} (${p.services}${p.port ? ` :${p.port}` : ''}) pid ${p.pid}`).join(', ')}`;
+      if (server.shape === 'distributed') processes.push(...infraProcesses());
     } else {
-      pids = [];
-      serverNote = `${host} is not this machine: server CPU/RSS not sampled`;
+      let pids: number[];
+      if (opts.serverPids) {
+        pids = opts.serverPids;
+        serverNote = `pids ${pids.join(', ')} (--server-pids)`;
+      } else if (isLocalHost(host)) {
+        ({ pids, note: serverNote } = detectServerPids(port));
+      } else {
+        pids = [];
+        serverNote = `${host} is not this machine: server CPU/RSS not sampled`;
+      }
+      processes = pids.map((pid) => ({ name: `pid ${pid}`, pid }));
     }
     log(serverNote);
+
+    const keys = new Set(prov.agents.map((a) => `${a.tunnelAddr}|${a.fingerprint}`));
+    if (opts.storm && keys.size !== 1) throw new Error(`the environments' Edge keys name ${keys.size} different tunnel servers: a storm needs one`);
 
     // Agents are dealt round-robin so every worker has first check-ins spread over the whole ramp.
     const runStartEpochMs = Date.now() + 1000;
@@ -108,12 +126,27 @@ async function main(): Promise<number> {
     const nWorkers = Math.min(opts.workers, prov.agents.length);
     const slices: WorkerInit['fleet']['agents'][] = Array.from({ length: nWorkers }, () => []);
     prov.agents.forEach((a, i) => {
-      slices[i % nWorkers].push({ index: i, endpointId: a.endpointId, edgeId: a.edgeId, firstAtMs: (i / prov.agents.length) * opts.rampS * 1000 });
+      const slice = slices[i % nWorkers];
+      slice.push({
+        index: i, endpointId: a.endpointId, edgeId: a.edgeId, firstAtMs: (i / prov.agents.length) * opts.rampS * 1000,
+        port: ports.length > 1 ? ports[slice.length % ports.length] : undefined,
+      });
     });
+    // The storm's agents: evenly spread over each worker's agents (so over the ramp and the gateways).
+    const stormIds: number[] = [];
+    slices.forEach((slice, w) => {
+      const k = Math.floor(opts.storm / nWorkers) + (w < opts.storm % nWorkers ? 1 : 0);
+      for (let j = 0; j < k; j++) {
+        const a = slice[Math.floor((j * slice.length) / k)];
+        a.storm = true;
+        stormIds.push(a.endpointId);
+      }
+    });
+    const tunnel = opts.storm ? { addr: prov.agents[0].tunnelAddr, fingerprint: prov.agents[0].fingerprint } : undefined;
 
     const monitor = new Monitor({
-      runStartEpochMs, durationS: opts.durationS, expectedPerS: prov.agents.length / opts.intervalS, serverPids: pids,
-      localServerPort: isLocalHost(host) ? port : undefined,
+      runStartEpochMs, durationS: opts.durationS, expectedPerS: prov.agents.length / opts.intervalS, processes,
+      localServerPorts: isLocalHost(host) ? ports : undefined,
     });
     const finished = new Set<number>();
     let failure: string | undefined;
@@ -121,7 +154,7 @@ async function main(): Promise<number> {
       slices.forEach((agents, w) => {
         const init: WorkerInit = {
           mode: mode.name,
-          fleet: { runStartEpochMs, durationMs: opts.durationS * 1000, intervalS: opts.intervalS, timeoutMs: opts.timeoutMs, host, port, insecure: opts.insecure, agents },
+          fleet: { runStartEpochMs, durationMs: opts.durationS * 1000, intervalS: opts.intervalS, timeoutMs: opts.timeoutMs, host, port, insecure: opts.insecure, agents, tunnel },
         };
         const worker = new Worker(path.join(__dirname, 'worker.js'), { workerData: init });
         workers.push(worker);
@@ -153,41 +186,99 @@ async function main(): Promise<number> {
       stopWorkers();
     };
     process.once('SIGINT', onSignal);
-    server?.child.once('exit', (code, signal) => {
-      failure ??= `the embedded server exited (code ${code}, signal ${signal}) during the run`;
-      stopWorkers();
-    });
+    for (const p of server?.processes ?? []) {
+      p.child.once('exit', (code, signal) => {
+        failure ??= `the server process ${p.name} exited (code ${code}, signal ${signal}) during the run`;
+        stopWorkers();
+      });
+    }
 
-    log(`${prov.agents.length} agents on ${nWorkers} worker thread(s), first check-ins spread over ${opts.rampS} s, warm-up ${opts.warmupS === undefined ? 'until every first check-in has ended' : `${opts.warmupS} s`}, run ${opts.durationS} s`);
+    log(`${prov.agents.length} agents on ${nWorkers} worker thread(s)${ports.length > 1 ? `, split over ${ports.length} gateways (ports ${ports.join(', ')})` : ''}, first check-ins spread over ${opts.rampS} s, warm-up ${opts.warmupS === undefined ? 'until every agent has had a check-in answered, plus one interval' : `${opts.warmupS} s`}, run ${opts.durationS} s${opts.storm ? `, tunnel storm of ${stormIds.length} ${opts.stormAtS === undefined ? '10 s after the fleet is up' : `at ${opts.stormAtS} s`}` : ''}`);
     await new Promise((r) => setTimeout(r, Math.max(0, runStartEpochMs - Date.now())));
     const ticker = setInterval(() => monitor.tick(), 1000);
+    let storm: Promise<StormCalls | undefined> = Promise.resolve(undefined);
+    let stormTimer: NodeJS.Timeout | undefined;
+    let stormNotFired = () => {};
+    let stormFiredAtS: number | undefined;
+    if (opts.storm) {
+      storm = new Promise((resolve) => {
+        stormNotFired = () => resolve(undefined);
+        const fire = (why: string) => {
+          if (failure || finished.size) return resolve(undefined);
+          stormNotFired = () => {};
+          stormFiredAtS = (Date.now() - runStartEpochMs) / 1000;
+          log(`storm: opening ${stormIds.length} connections, then ${stormIds.length} Docker API calls (GET /api/endpoints/{id}/docker${opts.stormPath}) at once, ${stormFiredAtS.toFixed(1)} s after the start (${why})`);
+          fireStorm({
+            bases: server ? server.bases : [base], auth, insecure: opts.insecure, endpointIds: stormIds, path: opts.stormPath,
+            timeoutMs: opts.stormTimeoutMs, now: () => Date.now() - runStartEpochMs,
+            beforeFire: () => {
+              for (const w of workers) w.postMessage({ type: 'arm' } satisfies MainMessage);
+            },
+          }).then((r) => {
+            const ok = r.calls.filter((c) => c.outcome === '200').length;
+            log(`storm: connections opened in ${(r.connectMs / 1000).toFixed(1)} s, fired at ${(r.firedAt / 1000).toFixed(1)} s; ${ok}/${r.calls.length} calls answered 200, the last ended ${((Math.max(...r.calls.map((c) => c.end)) - r.firedAt) / 1000).toFixed(2)} s after the firing`);
+            resolve(r);
+          }, (err) => {
+            log(`storm failed: ${(err as Error).message}`);
+            resolve(undefined);
+          });
+        };
+        if (opts.stormAtS !== undefined) {
+          stormTimer = setTimeout(() => fire('--storm-at'), Math.max(0, runStartEpochMs + opts.stormAtS * 1000 - Date.now()));
+          return;
+        }
+        // After the fleet is steady: 10 s after every agent has had a check-in answered.
+        let upAt: number | undefined;
+        stormTimer = setInterval(() => {
+          const t = (Date.now() - runStartEpochMs) / 1000;
+          if (upAt === undefined && monitor.answeredAgents() >= prov.agents.length) upAt = t;
+          if (upAt !== undefined && t >= upAt + 10) {
+            clearInterval(stormTimer);
+            fire(`10 s after every agent had had a check-in answered, at ${upAt.toFixed(1)} s`);
+          } else if (t >= opts.stormLatestS) {
+            clearInterval(stormTimer);
+            fire(`the latest start that leaves it time: ${upAt === undefined ? `${prov.agents.length - monitor.answeredAgents()} agents had not yet had a check-in answered` : 'the fleet was up only at ' + upAt.toFixed(1) + ' s'}`);
+          }
+        }, 250);
+      });
+    }
     await allDone;
     clearInterval(ticker);
     monitor.tick(true);
+    clearTimeout(stormTimer);
+    clearInterval(stormTimer);
+    stormNotFired();
+    const stormCalls = await storm;
     process.removeListener('SIGINT', onSignal);
     if (failure) log(`run cut short: ${failure}`);
 
-    const logFile = server?.logFile ?? opts.serverLog;
+    const logFiles = server ? server.processes.map((p) => p.logFile) : opts.serverLog ? [opts.serverLog] : [];
     let serverLog: ServerLog | undefined;
-    if (logFile) {
-      log(`reading the server log (${(fs.statSync(logFile).size / 1048576).toFixed(0)} MB) for warn/error lines`);
-      serverLog = await readServerLog(logFile);
+    if (logFiles.length) {
+      log(`reading the server log${logFiles.length > 1 ? 's' : ''} (${(logFiles.reduce((a, f) => a + fs.statSync(f).size, 0) / 1048576).toFixed(0)} MB) for warn/error lines`);
+      serverLog = await readServerLog(logFiles);
     }
     const report = buildReport({
       startedAt, runStartEpochMs, target: base,
       config: { ...opts, password: undefined, apiKey: opts.apiKey ? '[set]' : undefined, workers: nWorkers, targets: TARGETS, node: process.version, cpus: os.availableParallelism(), openFileLimit: limit },
-      server: { embedded: !!server, pids, note: serverNote },
+      server: { embedded: !!server, shape: server?.shape, pids: processes.filter((p) => !p.infra).map((p) => p.pid), processes: processes.map((p) => ({ ...p, services: server?.processes.find((q) => q.pid === p.pid)?.services })), note: serverNote },
       setup: { created: prov.created, reused: prov.reused, intervalUpdated: prov.intervalUpdated, createSeconds: prov.createSeconds, notes: prov.notes, apiUrl: apiUrl.origin, failure },
       agents: prov.agents.length, intervalS: opts.intervalS, durationS: opts.durationS, rampS: opts.rampS, warmupS: opts.warmupS, slowMs: opts.slowMs,
       samples: concatBatches(monitor.batches), endpointIds: prov.agents.map((a) => a.endpointId), timeline: monitor.timeline, counters: monitor.totals(), serverLog,
+      storm: opts.storm ? { agents: stormIds.length, atS: stormFiredAtS, calls: stormCalls, tunnels: monitor.tunnelTotals(), events: monitor.tunnelEvents } : undefined,
     });
     process.stdout.write(`${renderTable(report)}\n`);
     if (opts.report) {
       fs.writeFileSync(opts.report, `${JSON.stringify(report, null, 1)}\n`);
       log(`report written to ${opts.report}`);
     }
-    return failure ? 1 : report.pass ? 0 : 1;
+    return failure ? 1 : report.pass && (!report.storm || report.storm.pass) ? 0 : 1;
   } finally {
+    if (opts.keepServerLogs && server) {
+      fs.mkdirSync(opts.keepServerLogs, { recursive: true });
+      for (const p of server.processes) fs.copyFileSync(p.logFile, path.join(opts.keepServerLogs, `${p.name}.log`));
+      log(`server log${server.processes.length > 1 ? 's' : ''} copied to ${opts.keepServerLogs}`);
+    }
     await Promise.all(workers.map((w) => w.terminate()));
     await client?.close();
     await server?.stop();

@@ -4,8 +4,9 @@
  */
 import type { FleetCounters } from './fleet';
 import type { RunData, TimelinePoint } from './report';
-import { countEstablished, ProcSampler } from './sampler';
+import { countEstablished, OthersSampler, ProcSampler, type SampledProcess } from './sampler';
 import { isAnswered, percentile, type SampleBatch } from './stats';
+import type { TunnelCounters, TunnelOpenEvent } from './tunnels';
 import type { LoopHealth, WorkerMessage } from './worker';
 
 export interface MonitorOptions {
@@ -13,27 +14,49 @@ export interface MonitorOptions {
   durationS: number;
   /** Check-ins per second the fleet should make. */
   expectedPerS: number;
-  serverPids: readonly number[];
-  /** Server port, for ESTABLISHED sockets; undefined when the server is not on this machine. */
-  localServerPort?: number;
+  /** Server processes (summed) and infrastructure processes (reported apart). */
+  processes: readonly SampledProcess[];
+  /** Server ports, for ESTABLISHED sockets; undefined when the server is not on this machine. */
+  localServerPorts?: number[];
 }
 
 const num = (n: number, digits: number) => (Number.isFinite(n) ? n.toFixed(digits) : '-');
+const round2 = (n: number) => (Number.isFinite(n) ? Math.round(n * 100) / 100 : NaN);
 
 export class Monitor {
   readonly batches: SampleBatch[] = [];
   readonly timeline: TimelinePoint[] = [];
   private pending: SampleBatch[] = [];
   private readonly counters = new Map<number, FleetCounters>();
+  private readonly tunnelCounters = new Map<number, TunnelCounters>();
+  /** Tunnels the storm's agents opened. */
+  readonly tunnelEvents: TunnelOpenEvent[] = [];
   private loops: LoopHealth[] = [];
   private readonly lastReport = new Map<number, number>();
   private readonly sampler: ProcSampler;
+  private readonly others = new OthersSampler();
+  private readonly known: Set<number>;
   private readonly tty = process.stderr.isTTY;
   private lastServerConnections = NaN;
   private errorsSoFar = 0;
 
   constructor(private readonly o: MonitorOptions) {
-    this.sampler = new ProcSampler(o.serverPids);
+    this.sampler = new ProcSampler(o.processes);
+    this.known = new Set([process.pid, ...o.processes.map((p) => p.pid)]);
+    this.others.sample(this.known);
+  }
+
+  /** The storm's agents' tunnel counters, summed over the workers (undefined without a storm). */
+  tunnelTotals(): TunnelCounters | undefined {
+    if (!this.tunnelCounters.size) return undefined;
+    const add = (a: Record<string, number>, b: Record<string, number>) => {
+      for (const [k, v] of Object.entries(b)) a[k] = (a[k] ?? 0) + v;
+      return a;
+    };
+    return [...this.tunnelCounters.values()].reduce((a, c) => ({
+      agents: a.agents + c.agents, armed: a.armed || c.armed, opening: a.opening + c.opening, open: a.open + c.open, opened: a.opened + c.opened,
+      failed: add(a.failed, c.failed), dropped: a.dropped + c.dropped, closedIdle: a.closedIdle + c.closedIdle, served: add(a.served, c.served),
+    }), { agents: 0, armed: false, opening: 0, open: 0, opened: 0, failed: {}, dropped: 0, closedIdle: 0, served: {} } as TunnelCounters);
   }
 
   onReport(worker: number, m: Extract<WorkerMessage, { type: 'report' }>): void {
@@ -42,6 +65,10 @@ export class Monitor {
     this.counters.set(worker, m.counters);
     this.loops.push(m.loop);
     this.lastReport.set(worker, Date.now());
+    if (m.tunnels) {
+      this.tunnelCounters.set(worker, m.tunnels.counters);
+      this.tunnelEvents.push(...m.tunnels.events);
+    }
   }
 
   /** Counters summed over the workers. */
@@ -50,6 +77,11 @@ export class Monitor {
       handshakes: a.handshakes + c.handshakes, resumed: a.resumed + c.resumed, idleCloses: a.idleCloses + c.idleCloses,
       lateTicks: a.lateTicks + c.lateTicks, messages: { ...c.messages, ...a.messages },
     }), { handshakes: 0, resumed: 0, idleCloses: 0, lateTicks: 0, messages: {} as Record<string, string> });
+  }
+
+  /** Agents that have had a check-in answered, over every worker. */
+  answeredAgents(): number {
+    return [...this.counters.values()].reduce((a, c) => a + c.answeredAgents, 0);
   }
 
   /** One second: a timeline point and the progress line. The final call (the wind-down) is printed only. */
@@ -68,8 +100,8 @@ export class Monitor {
     this.pending = [];
     this.errorsSoFar += errors;
     // Every 5 s (reading /proc/net/tcp with 30,000 sockets costs a few ms), away from the run's edges.
-    const port = this.o.localServerPort;
-    const serverConnections = port !== undefined && t % 5 === 2 && t < this.o.durationS ? countEstablished(port).server : NaN;
+    const ports = this.o.localServerPorts;
+    const serverConnections = ports?.length && t % 5 === 2 && t < this.o.durationS ? countEstablished(ports).server : NaN;
     if (Number.isFinite(serverConnections)) this.lastServerConnections = serverConnections;
     const testerConnections = [...this.counters.values()].reduce((a, c) => a + c.open, 0);
     const p99 = percentile(Float64Array.from(lat).sort(), 99);
@@ -80,16 +112,29 @@ export class Monitor {
       testerCpu: res.testerCpu, testerRssMB: res.testerRss / 1048576, testerConnections, serverConnections,
       testerLoopBusy: this.loops.length ? Math.max(...this.loops.map((l) => l.busy)) : NaN,
       testerLoopDelayMs: Math.max(silentMs, ...this.loops.map((l) => l.delayP99Ms)),
-      machineCpu: res.machineCpu, otherCpu: res.machineCpu - (Number.isFinite(res.serverCpu) ? res.serverCpu : 0) - res.testerCpu,
+      machineCpu: res.machineCpu,
+      // Infrastructure (NATS, Redis) has its own figures; softirq is the kernel's network work.
+      otherCpu: res.machineCpu - (Number.isFinite(res.serverCpu) ? res.serverCpu : 0) - res.testerCpu
+        - res.processes.reduce((a, p, i) => a + (this.o.processes[i].infra && Number.isFinite(p.cpu) ? p.cpu : 0), 0),
+      softirqCpu: res.softirqCpu,
       cpuPressure: res.cpuPressure, listenOverflows: res.listenOverflows,
     };
+    // Every 5 s: who the other processes were.
+    if (t % 5 === 0) point.others = this.others.sample(this.known, 0.05).slice(0, 5).map((p) => [p.name, p.cores]);
+    if (this.o.processes.length > 1) point.processes = res.processes.map((p) => [round2(p.cpu), Math.round(p.rss / 1048576)]);
+    const tunnels = this.tunnelTotals();
+    if (tunnels) {
+      point.tunnelsOpen = tunnels.open;
+      point.tunnelsOpening = tunnels.opening;
+    }
     this.loops = [];
     if (!final) this.timeline.push(point);
     const line = `${final ? `[end   ] ${String(lat.length).padStart(5)} more` : `[${String(t).padStart(4)} s] ${String(lat.length).padStart(5)}/s`}`
       + ` of ${this.o.expectedPerS.toFixed(0)}/s  p99 ${num(p99, 1)} ms  errors ${this.errorsSoFar}`
       + `  server ${num(res.serverCpu, 2)} cores ${num(res.serverRss / 1048576, 0)} MB`
       + `  tester ${num(res.testerCpu, 2)} cores (loop ${num(point.testerLoopBusy * 100, 0)} % busy)  machine ${num(res.machineCpu, 2)} cores`
-      + `  connections ${testerConnections}/${num(this.lastServerConnections, 0)}`;
+      + `  connections ${testerConnections}/${num(this.lastServerConnections, 0)}`
+      + (tunnels?.armed ? `  tunnels ${tunnels.open} open, ${tunnels.opening} opening` : '');
     if (this.tty) process.stderr.write(`\r${line}\x1b[K${final ? '\n' : ''}`);
     else if (t % 10 === 0 || final) process.stderr.write(`${line}\n`);
   }

@@ -35,6 +35,25 @@ export interface LoadTestOptions {
   serverPids?: number[];
   serverLogLevel: string;
   serverNodeArgs: string[];
+  /** Copy the started server's logs (one per process) into this directory before it is removed. */
+  keepServerLogs?: string;
+  /** embedded: one process with every service; distributed: state+workers, two polling, two gateways over NATS. */
+  shape: 'embedded' | 'distributed';
+  /** Distributed shape: polling runs inside each gateway process instead of two processes of its own. */
+  pollingInGateways: boolean;
+  /** Transporter and Redis of the distributed shape. */
+  nats: string;
+  redis: string;
+  /** Tunnel storm: this many environments made REQUIRED at once (0: none). */
+  storm: number;
+  /** When the storm is fired, s after the start; undefined: 10 s after the fleet is up, at the latest `stormLatestS`. */
+  stormAtS?: number;
+  /** The latest start that leaves the storm time to complete and be measured. */
+  stormLatestS: number;
+  /** Docker API path each storm call asks for (through the tunnel). */
+  stormPath: string;
+  /** A storm call without an answer by then fails. */
+  stormTimeoutMs: number;
 }
 
 export const USAGE = `npm run loadtest -- [options]
@@ -48,8 +67,8 @@ throughput, latency, errors, bytes per check-in and server CPU/RSS against the t
   --duration S          how long agents check in, s, ramp-up included (default 120)
   --ramp S              first check-ins spread uniformly over S s (default: one interval)
   --warmup S            check-ins started before S s are warm-up, excluded from the steady
-                        state and the targets (default: the ramp, extended until every
-                        agent's first check-in has ended, at most half the run)
+                        state and the targets (default: the ramp, extended until every agent
+                        has had a check-in answered, plus one interval; at most half the run)
   --mode M              ${Object.values(MODES).map((m) => `${m.name}: ${m.summary}`).join('\n                        ')}
   --target URL          a running server (default: start the embedded default on a free port
                         with a temporary data dir, and its admin)
@@ -68,7 +87,24 @@ throughput, latency, errors, bytes per check-in and server CPU/RSS against the t
   --server-pids P,Q     server processes to sample CPU/RSS from (default: the embedded server, or
                         local processes running dist/services/main.js that serve the target port)
   --server-log-level L  log level of the embedded server (default info, its default)
-  --server-node-args A  node options for the embedded server, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof"
+  --server-node-args A  node options for the server process(es), e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof"
+  --keep-server-logs D  copy the started server's log(s) into directory D (its data dir is removed)
+  --shape S             embedded (default): one process, every service; distributed: the tester
+                        starts the distributed shape over NATS: one state+rbac+tunnel+snapshots+
+                        commands process, two polling processes and two gateways on two ports,
+                        the agents split between the gateways (an L4 balancer's job)
+  --polling-in-gateways distributed shape: each gateway process runs polling too (CAPSTAN_SERVICES=
+                        gateway,polling), instead of two polling processes: check-ins stay in-process
+  --nats URL            NATS of the distributed shape (default nats://127.0.0.1:4222)
+  --redis URL           Redis of the distributed shape (default redis://127.0.0.1:6379)
+  --storm N             tunnel storm (--mode poll): at --storm-at, N environments are made REQUIRED at
+                        once by N concurrent Docker API calls through the public API; their simulated
+                        agents open the real chisel tunnel (agent/tunnel) to a responder in the
+                        tester. Reports time until every call answered, failures, memory per tunnel
+  --storm-at S          when the storm is fired, s after the start (default: 10 s after every agent
+                        has had a check-in answered, at the latest when 2 intervals + 20 s remain)
+  --storm-path P        Docker API path of each call (default /_ping; /version also answers)
+  --storm-timeout MS    a storm call without an answer by then fails (default 60000)
 `;
 
 /** Parses argv; throws one error listing every problem. */
@@ -97,6 +133,15 @@ export function parseOptions(argv: string[]): LoadTestOptions | 'help' {
       'server-pids': { type: 'string' },
       'server-log-level': { type: 'string', default: 'info' },
       'server-node-args': { type: 'string', default: '' },
+      'keep-server-logs': { type: 'string' },
+      shape: { type: 'string', default: 'embedded' },
+      'polling-in-gateways': { type: 'boolean', default: false },
+      nats: { type: 'string', default: 'nats://127.0.0.1:4222' },
+      redis: { type: 'string', default: 'redis://127.0.0.1:6379' },
+      storm: { type: 'string', default: '0' },
+      'storm-at': { type: 'string' },
+      'storm-path': { type: 'string', default: '/_ping' },
+      'storm-timeout': { type: 'string', default: '60000' },
       help: { type: 'boolean', short: 'h', default: false },
     },
     strict: true,
@@ -144,6 +189,21 @@ export function parseOptions(argv: string[]): LoadTestOptions | 'help' {
   const timeoutMs = int('timeout', v.timeout, 1);
   const slowMs = num('slow-ms', v['slow-ms'], 0);
   const concurrency = int('concurrency', v.concurrency, 1);
+  const shape = v.shape as LoadTestOptions['shape'];
+  if (shape !== 'embedded' && shape !== 'distributed') problems.push(`--shape must be embedded or distributed (got ${JSON.stringify(v.shape)})`);
+  if (shape === 'distributed' && target) problems.push('--shape distributed starts its own processes: it does not go with --target');
+  if (v['polling-in-gateways'] && shape !== 'distributed') problems.push('--polling-in-gateways is for --shape distributed');
+  const storm = int('storm', v.storm, 0);
+  const stormNeedS = 2 * intervalS + 5 + 15;
+  const stormAtS = v['storm-at'] === undefined ? undefined : num('storm-at', v['storm-at'], 0);
+  const stormTimeoutMs = int('storm-timeout', v['storm-timeout'], 1);
+  const stormPath = v['storm-path'].startsWith('/') ? v['storm-path'] : `/${v['storm-path']}`;
+  if (storm > 0) {
+    if (v.mode !== 'poll') problems.push('--storm needs --mode poll (tunnels are asked for through the standard check-in)');
+    if (storm > agents) problems.push(`--storm (${storm}) cannot exceed --agents (${agents})`);
+    // Agents see REQUIRED at their next check-in; the server gives them 2 intervals + 5 s.
+    if (durationS - (stormAtS ?? rampS) < stormNeedS) problems.push(`--storm-at (${stormAtS ?? rampS} s) must leave at least ${stormNeedS} s of the ${durationS} s run (two check-in intervals + 5 s for the tunnels, 15 s to measure them open)`);
+  }
   if (problems.length) throw new Error(`invalid options:\n  ${problems.join('\n  ')}\n\n${USAGE}`);
   return {
     agents, intervalS, durationS, rampS, warmupS, mode: v.mode, target,
@@ -152,6 +212,7 @@ export function parseOptions(argv: string[]): LoadTestOptions | 'help' {
     report: v.report, reuse: v.reuse, workers: Math.min(workers, agents),
     timeoutMs, slowMs, concurrency,
     serverLog: v['server-log'], serverPids, serverLogLevel: v['server-log-level'],
-    serverNodeArgs: v['server-node-args'].split(/\s+/).filter(Boolean),
+    serverNodeArgs: v['server-node-args'].split(/\s+/).filter(Boolean), keepServerLogs: v['keep-server-logs'],
+    shape, pollingInGateways: v['polling-in-gateways'], nats: v.nats, redis: v.redis, storm, stormAtS, stormLatestS: durationS - stormNeedS, stormPath, stormTimeoutMs,
   };
 }

@@ -29,15 +29,71 @@ function readProcess(pid: number): { ticks: number; rss: number } | undefined {
   }
 }
 
-/** Busy and total jiffies of the whole machine (/proc/stat), all CPUs. */
-function readMachine(): { busy: number; total: number } {
+/** Busy, softirq and total jiffies of the whole machine (/proc/stat), all CPUs. */
+function readMachine(): { busy: number; softirq: number; total: number } {
   try {
     const f = fs.readFileSync('/proc/stat', 'utf8').split('\n', 1)[0].trim().split(/\s+/).slice(1).map(Number);
     const total = f.reduce((a, b) => a + b, 0);
     // idle and iowait are not busy.
-    return { busy: total - f[3] - (f[4] ?? 0), total };
+    return { busy: total - f[3] - (f[4] ?? 0), softirq: f[6] ?? 0, total };
   } catch {
-    return { busy: NaN, total: NaN };
+    return { busy: NaN, softirq: NaN, total: NaN };
+  }
+}
+
+/** One process using CPU besides the server and the tester, over the last sampling interval. */
+export interface OtherProcess {
+  pid: number;
+  /** Command name, or the script when it is node: `node jest`, `node dist/services/main.js`. */
+  name: string;
+  cores: number;
+}
+
+function describe(pid: string, comm: string): string {
+  if (!/^(node|MainThread|npm)/.test(comm)) return comm;
+  try {
+    const args = fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').filter(Boolean);
+    const script = args.slice(1).find((a) => !a.startsWith('-'));
+    return script ? `node ${script.replace(/^.*node_modules\/\.bin\//, '').split('/').slice(-3).join('/')}` : comm;
+  } catch {
+    return comm;
+  }
+}
+
+/**
+ * Every process's CPU between two calls (all of /proc, a few ms with a few hundred processes):
+ * names who else used the machine during a run.
+ */
+export class OthersSampler {
+  private last = new Map<string, number>();
+  private at = performance.now();
+  private readonly tck = clockTicks();
+
+  /** The processes, but `exclude`, that used at least `min` cores since the previous call, busiest first. */
+  sample(exclude: ReadonlySet<number>, min = 0.05): OtherProcess[] {
+    const now = performance.now();
+    const wallS = (now - this.at) / 1000;
+    const next = new Map<string, number>();
+    const out: OtherProcess[] = [];
+    for (const d of fs.readdirSync('/proc')) {
+      if (!/^[0-9]+$/.test(d)) continue;
+      let stat: string;
+      try {
+        stat = fs.readFileSync(`/proc/${d}/stat`, 'utf8');
+      } catch {
+        continue;
+      }
+      const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      const ticks = Number(f[11]) + Number(f[12]);
+      next.set(d, ticks);
+      const before = this.last.get(d);
+      if (before === undefined || exclude.has(Number(d))) continue;
+      const cores = (ticks - before) / this.tck / wallS;
+      if (cores >= min) out.push({ pid: Number(d), name: describe(d, stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'))), cores: Math.round(cores * 100) / 100 });
+    }
+    this.last = next;
+    this.at = now;
+    return out.sort((a, b) => b.cores - a.cores);
   }
 }
 
@@ -67,6 +123,20 @@ export function listenOverflows(): number {
   }
 }
 
+/** A process sampled on its own: a server process, or infrastructure (NATS, Redis) reported beside the server. */
+export interface SampledProcess {
+  name: string;
+  pid: number;
+  /** Not part of the server's sum (NATS, Redis: shared with whatever else runs on the machine). */
+  infra?: boolean;
+}
+
+/** One process's reading: cores since the previous reading, RSS now (NaN once it is gone). */
+export interface ProcessSample {
+  cpu: number;
+  rss: number;
+}
+
 /** One second's resource reading. */
 export interface ResourceSample {
   /** Cores used since the previous reading (summed over the server processes); NaN when not sampled. */
@@ -76,65 +146,90 @@ export interface ResourceSample {
   testerRss: number;
   /** Cores busy on the whole machine (everyone: server, tester, other processes). */
   machineCpu: number;
+  /** Of which in softirq (network processing not charged to a process). */
+  softirqCpu: number;
   /** CPU pressure (PSI some avg10), percent. */
   cpuPressure: number;
   /** Listen queue overflows since the previous reading (whole machine). */
   listenOverflows: number;
+  /** Each sampled process (server processes and infrastructure), in the order given. */
+  processes: ProcessSample[];
+}
+
+/**
+ * Local NATS and Redis server processes (by command name), reported beside a distributed server.
+ * On a shared machine other tests use them too.
+ */
+export function infraProcesses(): SampledProcess[] {
+  const out: SampledProcess[] = [];
+  for (const d of fs.readdirSync('/proc')) {
+    if (!/^[0-9]+$/.test(d)) continue;
+    let comm = '';
+    try {
+      comm = fs.readFileSync(`/proc/${d}/comm`, 'utf8').trim();
+    } catch {
+      continue;
+    }
+    if (comm === 'nats-server' || comm === 'redis-server') out.push({ name: comm, pid: Number(d), infra: true });
+  }
+  return out;
 }
 
 export class ProcSampler {
   private readonly tck = clockTicks();
   // /proc/stat's first line sums every CPU of the machine.
   private readonly cpus = os.cpus().length;
-  private last: { at: number; server: number; tester: NodeJS.CpuUsage; machine: { busy: number; total: number }; overflows: number };
+  private last: { at: number; procs: Array<{ ticks: number; rss: number } | undefined>; tester: NodeJS.CpuUsage; machine: { busy: number; softirq: number; total: number }; overflows: number };
+  private readonly server: boolean;
 
-  constructor(private readonly pids: readonly number[]) {
-    this.last = { at: performance.now(), server: this.serverTicks().ticks, tester: process.cpuUsage(), machine: readMachine(), overflows: listenOverflows() };
-  }
-
-  private serverTicks(): { ticks: number; rss: number } {
-    let ticks = 0;
-    let rss = 0;
-    for (const pid of this.pids) {
-      const p = readProcess(pid);
-      if (p) {
-        ticks += p.ticks;
-        rss += p.rss;
-      }
-    }
-    return { ticks, rss };
+  /** `procs`: the server's processes (summed) and infrastructure ones (reported apart). */
+  constructor(private readonly procs: readonly SampledProcess[]) {
+    this.server = procs.some((p) => !p.infra);
+    this.last = { at: performance.now(), procs: procs.map((p) => readProcess(p.pid)), tester: process.cpuUsage(), machine: readMachine(), overflows: listenOverflows() };
   }
 
   /** CPU since the previous call, RSS now. The tester's CPU covers every thread of this process. */
   sample(): ResourceSample {
     const at = performance.now();
-    const s = this.serverTicks();
+    const now = this.procs.map((p) => readProcess(p.pid));
     const tester = process.cpuUsage();
     const machine = readMachine();
     const overflows = listenOverflows();
     const wallS = (at - this.last.at) / 1000;
+    const processes = now.map((r, i): ProcessSample => {
+      const before = this.last.procs[i];
+      return { cpu: r && before ? (r.ticks - before.ticks) / this.tck / wallS : NaN, rss: r ? r.rss : NaN };
+    });
+    let serverCpu = 0;
+    let serverRss = 0;
+    processes.forEach((p, i) => {
+      if (this.procs[i].infra) return;
+      if (Number.isFinite(p.cpu)) serverCpu += p.cpu;
+      if (Number.isFinite(p.rss)) serverRss += p.rss;
+    });
     const out: ResourceSample = {
-      serverCpu: this.pids.length ? (s.ticks - this.last.server) / this.tck / wallS : NaN,
-      serverRss: this.pids.length ? s.rss : NaN,
+      serverCpu: this.server ? serverCpu : NaN,
+      serverRss: this.server ? serverRss : NaN,
       testerCpu: (tester.user + tester.system - this.last.tester.user - this.last.tester.system) / 1e6 / wallS,
       testerRss: process.memoryUsage.rss(),
       machineCpu: ((machine.busy - this.last.machine.busy) / (machine.total - this.last.machine.total)) * this.cpus,
+      softirqCpu: ((machine.softirq - this.last.machine.softirq) / (machine.total - this.last.machine.total)) * this.cpus,
       cpuPressure: cpuPressure(),
       listenOverflows: overflows - this.last.overflows,
+      processes,
     };
-    this.last = { at, server: s.ticks, tester, machine, overflows };
+    this.last = { at, procs: now, tester, machine, overflows };
     return out;
   }
 }
 
 /**
- * ESTABLISHED TCP connections involving `port`, from /proc/net/tcp and tcp6: `server` where the
- * local port is `port` (the server's end, when it runs on this machine), `client` where the remote
- * port is (the agents' end).
+ * ESTABLISHED TCP connections involving `ports`, from /proc/net/tcp and tcp6: `server` where the
+ * local port is one of them (the server's end, when it runs on this machine), `client` where the
+ * remote port is (the agents' end).
  */
-export function countEstablished(port: number): { server: number; client: number } {
-  const hex = port.toString(16).toUpperCase().padStart(4, '0');
-  const local = `:${hex} `;
+export function countEstablished(ports: readonly number[]): { server: number; client: number } {
+  const locals = ports.map((port) => `:${port.toString(16).toUpperCase().padStart(4, '0')} `);
   let server = 0;
   let client = 0;
   for (const file of ['/proc/net/tcp', '/proc/net/tcp6']) {
@@ -152,8 +247,8 @@ export function countEstablished(port: number): { server: number; client: number
       // "  sl  local_address rem_address   st ..."; addresses are HEX_IP:HEX_PORT.
       const f = line.trim().split(/\s+/, 4);
       if (f[3] !== '01') continue;
-      if (`${f[1]} `.endsWith(local)) server++;
-      if (`${f[2]} `.endsWith(local)) client++;
+      if (locals.some((l) => `${f[1]} `.endsWith(l))) server++;
+      if (locals.some((l) => `${f[2]} `.endsWith(l))) client++;
     }
   }
   return { server, client };

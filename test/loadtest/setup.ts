@@ -17,6 +17,9 @@ export interface AgentIdentity {
   edgeId: string;
   /** API URL from the environment's Edge key: where the agent checks in. */
   apiUrl: string;
+  /** Tunnel server `host:port` and its key fingerprint, from the Edge key. */
+  tunnelAddr: string;
+  fingerprint: string;
 }
 
 /** Environment fields the load test reads. */
@@ -70,6 +73,11 @@ export class AdminClient {
     }
     const me = await this.call('GET', '/api/settings');
     if (me.status !== 200) throw new Error(`the credentials do not give admin access: GET /api/settings answered HTTP ${me.status} ${me.text.slice(0, 300)}`);
+  }
+
+  /** The headers that authenticate as the admin (API key or JWT). */
+  get authHeaders(): Record<string, string> {
+    return { ...this.auth };
   }
 
   close(): Promise<void> {
@@ -160,7 +168,7 @@ export async function provision(client: AdminClient, opts: LoadTestOptions, mode
     const key = decodeEdgeKey(e.EdgeKey);
     if (key.endpointId !== e.Id) throw new Error(`environment ${e.Id}'s Edge key names environment ${key.endpointId}`);
     // An environment bound by an earlier run only accepts that Edge ID.
-    return { endpointId: key.endpointId, edgeId: e.EdgeID || crypto.randomUUID(), apiUrl: key.apiUrl };
+    return { endpointId: key.endpointId, edgeId: e.EdgeID || crypto.randomUUID(), apiUrl: key.apiUrl, tunnelAddr: key.tunnelAddr, fingerprint: key.fingerprint };
   });
 
   // Trust (reference 1.7 step 7): the environment must be trusted, or the settings trust on first connect.

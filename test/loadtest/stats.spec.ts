@@ -57,16 +57,21 @@ describe('check-in summaries', () => {
     expect(summarize(all, indexesInWindow(all, 1000, 2000)).latencyMs.p50).toBe(2);
   });
 
-  it('finds when every agent had ended its first check-in', () => {
+  it('finds when every agent had ended its first check-in, and had one answered', () => {
     const batch = run(20, 4, (i) => ({ latency: i === 2 ? 5000 : 1, code: 200 }));
-    expect(firstCheckinsEnd(batch, 4)).toEqual({ endMs: 5020, agentsWithout: 0 });
-    expect(firstCheckinsEnd(batch, 5).agentsWithout).toBe(1);
+    expect(firstCheckinsEnd(batch, 4)).toEqual({ endMs: 5020, agentsWithout: 0, answeredEndMs: 5020, agentsUnanswered: 0 });
+    expect(firstCheckinsEnd(batch, 5)).toMatchObject({ agentsWithout: 1, agentsUnanswered: 1 });
+    // Agent 1's first check-in times out; its retry (at 50 ms) is answered.
+    const retried = run(20, 4, (i) => (i === 1 ? { latency: 10_000, code: errorCode('timeout') } : { latency: 1, code: 200 }));
+    expect(firstCheckinsEnd(retried, 4)).toEqual({ endMs: 10_010, agentsWithout: 0, answeredEndMs: 51, agentsUnanswered: 0 });
+    const never = run(20, 4, (i) => (i % 4 === 1 ? { latency: 1, code: errorCode('timeout') } : { latency: 1, code: 304 }));
+    expect(firstCheckinsEnd(never, 4)).toMatchObject({ agentsWithout: 0, agentsUnanswered: 1 });
   });
 });
 
 describe('report', () => {
   const base = (samples: RunData['samples'], serverCpu: number): RunData => ({
-    startedAt: '', runStartEpochMs: 0, config: { agents: 10, intervalS: 1, durationS: 10, mode: 'poll', workers: 1 }, target: 'https://x', server: { embedded: true, pids: [1], note: '' },
+    startedAt: '', runStartEpochMs: 0, config: { agents: 10, intervalS: 1, durationS: 10, mode: 'poll', workers: 1 }, target: 'https://x', server: { embedded: true, pids: [1], processes: [{ name: 'embedded', pid: 1 }], note: '' },
     setup: {}, agents: 10, intervalS: 1, durationS: 10, rampS: 1, slowMs: 1000, samples, endpointIds: Array.from({ length: 10 }, (_, i) => i + 1),
     timeline: Array.from({ length: 10 }, (_, i) => ({ t: i + 1, checkins: 10, errors: 0, p99: 1, serverCpu, serverRssMB: 100, testerCpu: 0.1, testerRssMB: 50, testerConnections: 10, serverConnections: 10, testerLoopBusy: 0.3, testerLoopDelayMs: 11, machineCpu: 1, otherCpu: 0.4, cpuPressure: 5, listenOverflows: 0 })),
     counters: { handshakes: 10, resumed: 0, idleCloses: 0, lateTicks: 0, messages: {} },
@@ -76,7 +81,8 @@ describe('report', () => {
     // The first check-ins are slow (handshake storm), the rest fast.
     const samples = run(1000, 10, (i) => ({ latency: i < 20 ? 3000 - i * 10 : 1, code: i < 20 ? 200 : 304 }));
     const r = buildReport(base(samples, 0.5));
-    expect(r.warmup).toMatchObject({ how: 'auto', seconds: 3 });
+    // Every agent had a check-in answered after about 3 s, plus one 1 s interval.
+    expect(r.warmup).toMatchObject({ how: 'auto', seconds: 4, fleetUpS: 3 });
     expect(r.total.latencyMs.p99).toBeGreaterThan(50);
     expect(r.steady.latencyMs.p99).toBe(1);
     expect(r.pass).toBe(true);
@@ -84,5 +90,33 @@ describe('report', () => {
     expect(r.slow.count).toBe(20);
     expect(r.slowest).toMatchObject({ count: 1, fromMs: 3000 });
     expect(buildReport(base(samples, 1.5)).targets.map((t) => t.pass)).toEqual([true, true, false]);
+  });
+
+  it('reports a tunnel storm: calls, tunnels, memory per tunnel, CPU above the baseline', () => {
+    const samples = run(1000, 10, () => ({ latency: 1, code: 304 }));
+    const d = base(samples, 0.5);
+    // 30 s: the storm fires at 10 s, 2 tunnels open at 12 s, RSS grows by 2 MB.
+    d.durationS = 30;
+    d.timeline = Array.from({ length: 30 }, (_, i) => ({
+      ...d.timeline[0], t: i + 1, serverRssMB: i + 1 > 12 ? 102 : 100, testerRssMB: i + 1 > 12 ? 51 : 50,
+      serverCpu: i + 1 === 11 || i + 1 === 12 ? 1.5 : 0.5, tunnelsOpen: i + 1 > 12 ? 2 : 0, tunnelsOpening: 0,
+    }));
+    d.storm = {
+      agents: 2, atS: 10, tunnels: { agents: 2, armed: true, opening: 0, open: 2, opened: 2, failed: {}, dropped: 0, closedIdle: 0, served: { '/_ping': 2 } },
+      calls: {
+        path: '/_ping', timeoutMs: 60_000, firedAt: 10_000, connectMs: 500, messages: {},
+        calls: [{ endpointId: 1, gateway: 0, start: 10_000, end: 11_000, outcome: '200' }, { endpointId: 2, gateway: 0, start: 10_000, end: 12_000, outcome: '200' }],
+      },
+      events: [{ agent: 1, requiredAt: 10_900, openAt: 10_950 }, { agent: 2, requiredAt: 11_800, openAt: 11_900 }],
+    };
+    const st = buildReport(d).storm!;
+    expect(st.pass).toBe(true);
+    expect(st.calls).toMatchObject({ count: 2, answered200: 2, allAnsweredS: 2, outcomes: { 200: 2 } });
+    expect(st.tunnels).toMatchObject({ agentsOpened: 2, allOpenS: 1.9 });
+    expect(st.tunnels.setupMs.max).toBe(100);
+    expect(st.memory).toMatchObject({ afterS: [17, 20], serverRssBeforeMB: 100, serverRssAfterMB: 102, serverKBPerTunnel: 1024, testerKBPerTunnel: 512 });
+    expect(st.cpu).toMatchObject({ serverCoreSeconds: 2, serverMsPerTunnel: 1000 });
+    d.storm.calls!.calls[1].outcome = 'HTTP 504';
+    expect(buildReport(d).storm).toMatchObject({ pass: false, calls: { allAnsweredS: null } });
   });
 });

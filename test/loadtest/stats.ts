@@ -209,25 +209,38 @@ export function summarize(s: SampleBatch, idx: ArrayLike<number>): CheckinSummar
 
 /**
  * When the ramp was over: the time (ms since the start) by which every agent's first check-in had
- * ended (answered or not), and how many agents never ended one.
+ * ended (answered or not), and by which every agent had had a check-in answered (the fleet was
+ * up: a first check-in that timed out is retried, on a new connection); how many agents never
+ * ended one, and never had one answered.
  */
-export function firstCheckinsEnd(s: SampleBatch, agents: number): { endMs: number; agentsWithout: number } {
+export function firstCheckinsEnd(s: SampleBatch, agents: number): { endMs: number; agentsWithout: number; answeredEndMs: number; agentsUnanswered: number } {
   const first = new Float64Array(agents).fill(Infinity);
   const end = new Float64Array(agents);
+  const firstOk = new Float64Array(agents).fill(Infinity);
+  const endOk = new Float64Array(agents);
   for (let i = 0; i < s.t.length; i++) {
     const a = s.agent[i];
-    if (a < agents && s.t[i] < first[a]) {
+    if (a >= agents) continue;
+    if (s.t[i] < first[a]) {
       first[a] = s.t[i];
       end[a] = s.t[i] + s.latency[i];
+    }
+    if (isAnswered(s.code[i]) && s.t[i] < firstOk[a]) {
+      firstOk[a] = s.t[i];
+      endOk[a] = s.t[i] + s.latency[i];
     }
   }
   let endMs = 0;
   let agentsWithout = 0;
+  let answeredEndMs = 0;
+  let agentsUnanswered = 0;
   for (let a = 0; a < agents; a++) {
     if (first[a] === Infinity) agentsWithout++;
     else endMs = Math.max(endMs, end[a]);
+    if (firstOk[a] === Infinity) agentsUnanswered++;
+    else answeredEndMs = Math.max(answeredEndMs, endOk[a]);
   }
-  return { endMs, agentsWithout };
+  return { endMs, agentsWithout, answeredEndMs, agentsUnanswered };
 }
 
 /** Mean and max of a series, ignoring NaN. */
