@@ -9,6 +9,8 @@ import net from 'node:net';
 import path from 'node:path';
 import Redis from 'ioredis';
 import { Agent, request } from 'undici';
+import { loadConfig } from '../../shared/config';
+import { createBroker } from '../../shared/moleculer';
 import { freePort, waitFor } from '../helpers/processes';
 import { tempDataDir, uniqueNamespace } from '../helpers/ids';
 
@@ -178,8 +180,12 @@ function tail(file: string, lines = 40): string {
   }
 }
 
-/** Waits until every gateway answers `/api/system/status` and the admin check (state and rbac reached). */
-async function waitReady(bases: string[], procs: ServerProcess[], timeoutMs: number): Promise<void> {
+/**
+ * Waits until every gateway answers `/api/system/status` and the admin check (state and rbac
+ * reached) and, in the distributed shape, every process's node is up with its services (seen by
+ * an observer on the transporter: polling has no route to probe).
+ */
+async function waitReady(bases: string[], procs: ServerProcess[], timeoutMs: number, cluster?: { namespace: string; transporter: string; nodes: Record<string, string[]> }): Promise<void> {
   const probe = new Agent({ connect: { rejectUnauthorized: false } });
   try {
     await waitFor(async () => {
@@ -194,11 +200,27 @@ async function waitReady(bases: string[], procs: ServerProcess[], timeoutMs: num
           if (r.statusCode !== 200 && r.statusCode !== 204 && r.statusCode !== 404) return false;
         }
       }
-      // Every process has finished starting its services (polling has no route to probe).
-      return procs.every((p) => /Capstan (is serving|node started)/.test(tail(p.logFile, 400)));
+      return true;
     }, timeoutMs, 'the server to answer');
   } finally {
     await probe.close();
+  }
+  if (!cluster) return;
+  const observer = createBroker(loadConfig({}, { namespace: cluster.namespace, transporter: cluster.transporter, nodeID: `loadtest-observer-${process.pid}`, logLevel: 'warn' }));
+  await observer.start();
+  try {
+    await waitFor(async () => {
+      for (const p of procs) {
+        const gone = exitedEarly(p);
+        if (gone) throw new Error(gone);
+      }
+      return Object.entries(cluster.nodes).every(([nodeID, services]) => {
+        const node = observer.registry.nodes.get(nodeID);
+        return node?.available && services.every((svc) => node.services.some((s) => s.name === svc));
+      });
+    }, timeoutMs, 'every node of the distributed shape to be up with its services');
+  } finally {
+    await observer.stop();
   }
 }
 
@@ -262,7 +284,11 @@ export async function startDistributedServer(o: LaunchOptions): Promise<Launched
   const logs = path.join(dataDir, 'logs');
   fs.mkdirSync(logs);
   const procs: ServerProcess[] = [];
-  const start = (name: string, env: Record<string, string>) => procs.push(spawnServer(name, { ...common, CAPSTAN_NODE_ID: `${namespace}-${name}`, ...env }, o, path.join(logs, `${name}.log`)));
+  const nodes: Record<string, string[]> = {};
+  const start = (name: string, env: Record<string, string>) => {
+    nodes[`${namespace}-${name}`] = env.CAPSTAN_SERVICES.split(',').filter((svc) => svc !== 'gateway');
+    procs.push(spawnServer(name, { ...common, CAPSTAN_NODE_ID: `${namespace}-${name}`, ...env }, o, path.join(logs, `${name}.log`)));
+  };
   start('core', { CAPSTAN_SERVICES: 'state,rbac,tunnel,snapshots,commands' });
   if (!o.pollingInGateways) {
     start('polling-1', { CAPSTAN_SERVICES: 'polling' });
@@ -283,7 +309,7 @@ export async function startDistributedServer(o: LaunchOptions): Promise<Launched
     },
   };
   try {
-    await waitReady(server.bases, procs, 90_000);
+    await waitReady(server.bases, procs, 90_000, { namespace, transporter: nats, nodes });
   } catch (err) {
     const last = procs.map((p) => `--- ${p.name} (${p.services})${exitedEarly(p) ? `: ${exitedEarly(p)}` : ''}\n${tail(p.logFile, 15)}`).join('\n');
     await server.stop();
