@@ -1,6 +1,7 @@
 import { Queue, Worker, type Job } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { Logger } from 'moleculer';
+import { pool } from '../../shared/concurrency';
 import { isFinal, type BatchCommandsResult, type CommandRecord } from '../../shared/contracts';
 import { jobOf, type DeliveryQueues } from './queues';
 
@@ -29,14 +30,6 @@ export interface FanoutOptions {
   /** BullMQ lock of a running fan-out (30 s) and how often stalled ones are looked for (15 s); shorter in tests. */
   lockDurationMs?: number;
   stalledIntervalMs?: number;
-}
-
-/** Runs `fn` over `items` with at most `n` at a time. */
-export async function pool<T>(items: T[], n: number, fn: (item: T) => Promise<void>): Promise<void> {
-  let next = 0;
-  await Promise.all(Array.from({ length: Math.min(n, items.length) }, async () => {
-    while (next < items.length) await fn(items[next++]);
-  }));
 }
 
 /** Groups records by environment (records of one environment keep their order). */

@@ -1,6 +1,7 @@
 import type { Logger } from 'moleculer';
 import type { PendingCommandsResult } from '../../shared/contracts';
-import { byEnvironment, pool } from './fanout';
+import { pool } from '../../shared/concurrency';
+import { byEnvironment } from './fanout';
 import { jobOf, type DeliveryQueues } from './queues';
 
 const PAGE = 1000;

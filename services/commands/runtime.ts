@@ -7,7 +7,8 @@ import {
   type DeliveredParams, type PendingParams, type PendingResult, type UpdateCommandsResult,
 } from '../../shared/contracts';
 import { AppError, BadRequestError } from '../../shared/errors';
-import { Fanout, pool } from './fanout';
+import { pool } from '../../shared/concurrency';
+import { Fanout } from './fanout';
 import { LedgerWriter } from './ledger-writer';
 import { DeliveryQueues, jobOf, type CommandJob, type DeliveryQueuesOptions } from './queues';
 import { Reconciler } from './reconciler';

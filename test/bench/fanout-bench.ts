@@ -15,6 +15,7 @@
 import fs from 'node:fs';
 import { parseArgs } from 'node:util';
 import { Redis } from 'ioredis';
+import { pool } from '../../shared/concurrency';
 import { api } from '../helpers/http';
 import { adminToken, startBenchServer, type BenchServer } from '../helpers/server';
 import { waitFor } from '../helpers/processes';
@@ -35,16 +36,6 @@ const AGENTS = Number(args.agents);
 const REDIS_URL = process.env.REDIS_URL || 'redis://127.0.0.1:6379';
 
 const seconds = (t0: bigint) => Number(process.hrtime.bigint() - t0) / 1e9;
-
-async function pool<T>(items: T[], n: number, fn: (item: T, i: number) => Promise<void>): Promise<void> {
-  let next = 0;
-  await Promise.all(Array.from({ length: Math.min(n, items.length) }, async () => {
-    while (next < items.length) {
-      const i = next++;
-      await fn(items[i], i);
-    }
-  }));
-}
 
 /** One simulated agent exchange: acks what it ran, reports its cursor, receives the next commands. */
 async function checkIn(base: string, id: number, seq: number, acks: unknown[]) {

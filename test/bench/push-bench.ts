@@ -20,6 +20,7 @@ import fs from 'node:fs';
 import tls from 'node:tls';
 import { parseArgs } from 'node:util';
 import WebSocket from 'ws';
+import { pool } from '../../shared/concurrency';
 import { api } from '../helpers/http';
 import { adminToken, startBenchServer } from '../helpers/server';
 import { waitFor } from '../helpers/processes';
@@ -40,16 +41,6 @@ const agentHeaders = (id: number) => ({ 'X-PortainerAgent-EdgeID': `bench-agent-
 function rssMiB(pid: number): number {
   const m = /VmRSS:\s+([0-9]+) kB/.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'));
   return m ? Number(m[1]) / 1024 : NaN;
-}
-
-async function pool<T>(items: T[], n: number, fn: (item: T, i: number) => Promise<void>): Promise<void> {
-  let next = 0;
-  await Promise.all(Array.from({ length: Math.min(n, items.length) }, async () => {
-    while (next < items.length) {
-      const i = next++;
-      await fn(items[i], i);
-    }
-  }));
 }
 
 /** One check-in on its own TLS connection, left open and idle (a polling agent between two check-ins). */

@@ -4,6 +4,7 @@
  */
 import crypto from 'node:crypto';
 import { Agent, request } from 'undici';
+import { pool } from '../../shared/concurrency';
 import { decodeEdgeKey } from '../../shared/crypto';
 import type { ModeDefinition } from './modes';
 import type { LoadTestOptions } from './options';
@@ -93,17 +94,6 @@ export interface Provisioned {
   intervalUpdated: number;
   createSeconds: number;
   notes: string[];
-}
-
-/** Runs `fn` over `items` with at most `concurrency` in flight. */
-async function pool<T>(items: readonly T[], concurrency: number, fn: (item: T, i: number) => Promise<void>): Promise<void> {
-  let next = 0;
-  await Promise.all(Array.from({ length: Math.min(concurrency, items.length) }, async () => {
-    while (next < items.length) {
-      const i = next++;
-      await fn(items[i], i);
-    }
-  }));
 }
 
 /** Every environment named loadtest-*, by Id, through `GET /api/endpoints` in pages. */
