@@ -72,3 +72,16 @@ apt_install() {
     apt-get install -y -qq --no-install-recommends "$@" >/dev/null || die "apt-get install $* failed"
   fi
 }
+
+# use_project_node ROOT BIN — install dependencies when node_modules/.bin lacks the pinned `node`
+# or BIN (a fresh clone), put node_modules/.bin first on PATH so every step runs on the pinned
+# Node whatever node npm runs on, and make ssh2's native crypto load on it.
+use_project_node() {
+  local root="$1" bin="$2"
+  if [[ ! -x "$root/node_modules/.bin/node" || ! -x "$root/node_modules/.bin/$bin" ]]; then
+    note "installing dependencies (first run)"
+    (cd "$root" && npm install --no-audit --no-fund)
+  fi
+  export PATH="$root/node_modules/.bin:$PATH"
+  bash "$root/infra/ensure-native.sh"
+}

@@ -5,11 +5,9 @@
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
-if [[ ! -x node_modules/.bin/node || ! -x node_modules/.bin/tsc ]]; then
-  echo "start: installing dependencies (first run)" >&2
-  npm install --no-audit --no-fund
-fi
-export PATH="$root/node_modules/.bin:$PATH"
-bash infra/ensure-native.sh
+CAPSTAN_INFRA_TAG=start
+# shellcheck source=infra/lib.sh
+source infra/lib.sh
+use_project_node "$root" tsc
 npm run build --silent
 exec node dist/services/main.js

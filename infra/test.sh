@@ -7,13 +7,10 @@ set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 
-if [[ ! -x node_modules/.bin/node || ! -x node_modules/.bin/jest ]]; then
-  echo "test: installing dependencies (first run)" >&2
-  npm install --no-audit --no-fund
-fi
-# The project's pinned Node (npm devDependency `node`) comes first, whatever node npm runs on.
-export PATH="$root/node_modules/.bin:$PATH"
-bash infra/ensure-native.sh
+CAPSTAN_INFRA_TAG=test
+# shellcheck source=infra/lib.sh
+source infra/lib.sh
+use_project_node "$root" jest
 
 bash infra/ensure-nats.sh
 bash infra/ensure-redis.sh
