@@ -16,6 +16,8 @@ bash infra/ensure-nats.sh
 bash infra/ensure-redis.sh
 if [[ "${CAPSTAN_TEST_NO_DOCKER:-0}" != "1" ]]; then
   bash infra/ensure-docker.sh
+  # Docker-backed unit tests (agent/async/commands.spec.ts) run containers from it too.
+  bash infra/ensure-test-image.sh
 fi
 
 export NATS_URL="${NATS_URL:-nats://127.0.0.1:4222}"
