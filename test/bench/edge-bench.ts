@@ -1,22 +1,28 @@
 /**
  * Edge benchmark: a real server process, a real agent process and the host's Docker engine.
  *
- *   npm run bench:edge -- [--rounds 5] [--requests 1000] [--log-mb 300] [--log-runs 3] [--echoes 200] [--idle-ms 10000]
+ *   npm run bench:edge -- [--rounds 5] [--requests 1000] [--log-mb 300] [--log-runs 3] [--log-drivers local,json-file]
+ *                         [--echoes 200] [--idle-ms 10000] [--sections 1,2,3,4] [--node-options OPTS]
  *
  * It measures, each through Capstan (`/api/endpoints/{id}/docker/...`, HTTPS, X-API-Key) and, for
  * comparison, straight from /var/run/docker.sock:
  *   1. the first Docker call on an idle environment (check-in interval 5 s): tunnel opened on demand;
  *   2. `GET /containers/json?all=1` latency, sequential, one keep-alive connection each;
- *   3. `GET /containers/{id}/logs?stdout=1` throughput of a finished container's large log;
+ *   3. `GET /containers/{id}/logs?stdout=1` throughput of a finished container's large log, once
+ *      per log driver (`local`, Docker's compact binary format, and `json-file`, the default,
+ *      whose JSON decoding in dockerd costs about as much CPU as the whole tunnel), with the CPU
+ *      time each process spent on every run (dockerd, server, agent, this client; from /proc);
  *   4. interactive exec: keystroke → echo round trip of `cat` under a TTY over the hijacked stream.
  * Latencies are p50/p99 (max for 1), throughput in MB/s with 1 MB = 10^6 bytes. Section 1 waits
  * for the server to close the idle tunnel each round, so --idle-ms (CAPSTAN_TUNNEL_IDLE_MS) is
  * short, but it must stay well above the check-in interval: the server reaps a tunnel the agent
  * has not connected yet once it is older than that, and the waiting call then times out.
  * It runs `infra/ensure-docker.sh` and `infra/ensure-test-image.sh` first (both idempotent), and
- * removes its containers, processes and temporary directories even when it fails.
+ * removes its containers, processes and temporary directories even when it fails. `--sections 3`
+ * runs only the log section (no idle rounds); `--node-options` is NODE_OPTIONS for the server and
+ * the agent, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof" for their V8 CPU profiles.
  */
-import { execFile } from 'node:child_process';
+import { execFile, execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
@@ -36,8 +42,11 @@ const { values: args } = parseArgs({
     requests: { type: 'string', default: '1000' },
     'log-mb': { type: 'string', default: '300' },
     'log-runs': { type: 'string', default: '3' },
+    'log-drivers': { type: 'string', default: 'local,json-file' },
     echoes: { type: 'string', default: '200' },
     'idle-ms': { type: 'string', default: '10000' },
+    sections: { type: 'string', default: '1,2,3,4' },
+    'node-options': { type: 'string' },
   },
 });
 const ROUNDS = Number(args.rounds);
@@ -46,6 +55,9 @@ const LOG_BYTES = Number(args['log-mb']) * 1e6;
 const LOG_RUNS = Number(args['log-runs']);
 const ECHOES = Number(args.echoes);
 const IDLE_MS = Number(args['idle-ms']);
+const LOG_DRIVERS = args['log-drivers'].split(',').map((d) => d.trim()).filter(Boolean);
+const SECTIONS = new Set(args.sections.split(',').map((n) => Number(n.trim())));
+const NODE_OPTIONS = args['node-options'];
 const CHECKIN_S = 5;
 const SOCKET = '/var/run/docker.sock';
 const IMAGE = process.env.CAPSTAN_TEST_IMAGE || 'capstan-test/busybox:latest';
@@ -54,6 +66,13 @@ const EDGE_ID = `edge-bench-${process.pid}`;
 const ROOT = [path.resolve(__dirname, '../..'), path.resolve(__dirname, '../../..')].find((d) => fs.existsSync(path.join(d, 'package.json')))!;
 
 const pct = (sorted: number[], p: number) => sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)];
+const CLK_TCK = (() => {
+  try {
+    return Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
+  } catch {
+    return 100;
+  }
+})();
 const ms = (v: number) => `${v.toFixed(2)} ms`;
 const sec = (v: number) => `${(v / 1000).toFixed(2)} s`;
 const now = () => Number(process.hrtime.bigint()) / 1e6;
@@ -173,14 +192,88 @@ async function listLatency(route: DockerRoute): Promise<number[]> {
   return lat.sort((a, b) => a - b);
 }
 
-/** Section 3: the whole log body of a finished container, in MB/s (1 MB = 10^6 bytes). */
-async function logThroughput(route: DockerRoute, id: string): Promise<{ mbps: number; bytes: number }> {
+/** CPU seconds (user + system) a process has used so far, from /proc; NaN once it is gone. */
+function cpuSeconds(pid: number | undefined): number {
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // Fields after the command name (which may hold spaces): utime is field 14, stime 15.
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return (Number(f[11]) + Number(f[12])) / CLK_TCK;
+  } catch {
+    return NaN;
+  }
+}
+
+/** Busy CPU seconds of the whole machine, all cores (/proc/stat less idle and iowait). */
+function machineSeconds(): number {
+  const f = fs.readFileSync('/proc/stat', 'utf8').split('\n', 1)[0].trim().split(/\s+/).slice(1).map(Number);
+  return (f.reduce((a, b) => a + b, 0) - f[3] - (f[4] ?? 0)) / CLK_TCK;
+}
+
+/** The Docker daemon's pid (it decodes the log files), if it runs on this machine. */
+function dockerdPid(): number | undefined {
+  for (const pid of fs.readdirSync('/proc').filter((d) => /^\d+$/.test(d))) {
+    try {
+      if (fs.readFileSync(`/proc/${pid}/comm`, 'utf8').trim() === 'dockerd') return Number(pid);
+    } catch { /* gone */ }
+  }
+  return undefined;
+}
+
+/** The processes whose CPU time section 3 reports, by name. */
+type CpuSet = Record<'dockerd' | 'server' | 'agent' | 'bench', number | undefined>;
+
+/** CPU used per process and by the whole machine while `fn` ran, in cores (CPU seconds per second). */
+async function withCpu<T>(pids: CpuSet, fn: () => Promise<T>): Promise<{ value: T; secs: number; cores: Record<keyof CpuSet | 'machine', number> }> {
+  const names = Object.keys(pids) as (keyof CpuSet)[];
+  const before = names.map((n) => cpuSeconds(pids[n]));
+  const machine = machineSeconds();
   const t0 = now();
-  const res = await request(`${route.base}${route.prefix}/containers/${id}/logs?stdout=1`, { dispatcher: route.dispatcher, headers: route.headers });
-  if (res.statusCode !== 200) throw new Error(`${route.label}: logs: HTTP ${res.statusCode} ${(await res.body.text()).slice(0, 300)}`);
-  let bytes = 0;
-  for await (const chunk of res.body) bytes += (chunk as Buffer).length;
-  return { mbps: bytes / 1e6 / ((now() - t0) / 1000), bytes };
+  const value = await fn();
+  const secs = (now() - t0) / 1000;
+  const cores = Object.fromEntries(names.map((n, i) => [n, (cpuSeconds(pids[n]) - before[i]) / secs])) as Record<keyof CpuSet | 'machine', number>;
+  cores.machine = (machineSeconds() - machine) / secs;
+  return { value, secs, cores };
+}
+
+/** One log read: MB/s (1 MB = 10^6 bytes) and the CPU each process used meanwhile. */
+interface LogRun { mbps: number; bytes: number; secs: number; cores: Record<keyof CpuSet | 'machine', number> }
+
+/** Section 3: the whole log body of a finished container. */
+async function logThroughput(route: DockerRoute, id: string, pids: CpuSet): Promise<LogRun> {
+  const { value: bytes, secs, cores } = await withCpu(pids, async () => {
+    const res = await request(`${route.base}${route.prefix}/containers/${id}/logs?stdout=1`, { dispatcher: route.dispatcher, headers: route.headers });
+    if (res.statusCode !== 200) throw new Error(`${route.label}: logs: HTTP ${res.statusCode} ${(await res.body.text()).slice(0, 300)}`);
+    let n = 0;
+    for await (const chunk of res.body) n += (chunk as Buffer).length;
+    return n;
+  });
+  return { mbps: bytes / 1e6 / secs, bytes, secs, cores };
+}
+
+/** "dockerd 0.81, server 0.52, agent 0.47, bench 0.12 of 1.98 busy": cores per process and for the machine. */
+function cpuLine(c: LogRun['cores']): string {
+  const f = (v: number) => (Number.isFinite(v) ? v.toFixed(2) : '-');
+  return `CPU cores: dockerd ${f(c.dockerd)}, server ${f(c.server)}, agent ${f(c.agent)}, bench ${f(c.bench)}; machine ${f(c.machine)} busy of ${os.cpus().length}`;
+}
+
+/**
+ * The log container for one driver: `sh` writes LOG_BYTES of `x` without newlines, so the engine
+ * stores one entry per 16 KB and its per-line cost is not what is measured. `local` is given room
+ * for the whole log in one uncompressed file (its defaults keep 5 × 20 MB, gzipping rotated files).
+ */
+async function logContainer(direct: DockerRoute, driver: string, containers: string[]): Promise<string> {
+  const Config: Record<string, string> = driver === 'local' ? { 'max-size': String(2 * LOG_BYTES + 100e6), 'max-file': '1', compress: 'false' } : {};
+  const logger = await docker(direct, 'POST', '/containers/create', {
+    Image: IMAGE, Cmd: ['sh', '-c', `head -c ${LOG_BYTES} /dev/zero | tr '\\0' x`], NetworkDisabled: true, Labels: { 'capstan-bench': EDGE_ID },
+    HostConfig: { LogConfig: { Type: driver, Config } },
+  });
+  containers.push(logger.Id);
+  const tGen = now();
+  await docker(direct, 'POST', `/containers/${logger.Id}/start`);
+  await docker(direct, 'POST', `/containers/${logger.Id}/wait`);
+  say(`${driver}: log written in ${sec(now() - tGen)}`);
+  return logger.Id;
 }
 
 /** Section 4: `cat` under a TTY in an exec; one keystroke, time until the terminal echoes it. */
@@ -231,7 +324,8 @@ interface Stack {
 }
 
 async function startStack(temp: string[], procs: CapstanProcess[]): Promise<Stack> {
-  const server = await startBenchServer({ CAPSTAN_TUNNEL_IDLE_MS: String(IDLE_MS) });
+  const profile: Record<string, string> = NODE_OPTIONS ? { NODE_OPTIONS } : {};
+  const server = await startBenchServer({ CAPSTAN_TUNNEL_IDLE_MS: String(IDLE_MS), ...profile });
   procs.push(server.process);
   temp.push(server.dataDir);
   const { base } = server;
@@ -246,7 +340,7 @@ async function startStack(temp: string[], procs: CapstanProcess[]): Promise<Stac
   // (with the push channel it is tens of milliseconds; test/integration/edge-push prints it).
   const agent = startProcess('bench-agent', {
     EDGE: '1', EDGE_KEY: env.body.EdgeKey, EDGE_ID, EDGE_INSECURE_POLL: '1', DOCKER_HOST: `unix://${SOCKET}`,
-    DATA_PATH: temp[0], EDGE_INACTIVITY_TIMEOUT: '1h', LOG_LEVEL: 'debug', EDGE_PUSH: '0',
+    DATA_PATH: temp[0], EDGE_INACTIVITY_TIMEOUT: '1h', LOG_LEVEL: 'debug', EDGE_PUSH: '0', ...profile,
   }, AGENT_MAIN);
   procs.push(agent);
   const watch = new AgentWatch(agent);
@@ -256,35 +350,53 @@ async function startStack(temp: string[], procs: CapstanProcess[]): Promise<Stac
   return { base, port, envId, apiKey: key.body.rawAPIKey, watch };
 }
 
+/** Section 3's runs of one log driver, by route. */
+type LogRuns = Record<'capstan' | 'direct', LogRun[]>;
+
 interface Results {
-  first: { times: number[]; failures: string[] };
-  list: Record<'capstan' | 'direct', number[]>;
-  logs: Record<'capstan' | 'direct', number[]>;
-  echo: Record<'capstan' | 'direct', number[]>;
+  first?: { times: number[]; failures: string[] };
+  list?: Record<'capstan' | 'direct', number[]>;
+  logs?: Map<string, LogRuns>;
+  echo?: Record<'capstan' | 'direct', number[]>;
 }
 
 function printResults({ first, list, logs, echo }: Results) {
   const row = (a: string, b: string, c: string, d = '') => console.log(`  ${a.padEnd(50)}${b.padStart(12)}${c.padStart(12)}  ${d}`.trimEnd());
   const verdict = (ok: boolean) => (ok ? 'met' : 'NOT met');
-  const { times, failures } = first;
-  const worst = times.length ? times[times.length - 1] : NaN;
   console.log('\nResults');
-  row('1. first call on an idle environment', 'p50', 'max');
-  row(`   through Capstan (${times.length} of ${ROUNDS} rounds, min ${times.length ? sec(times[0]) : '-'})`,
-    times.length ? sec(pct(times, 50)) : '-', times.length ? sec(worst) : '-',
-    `target ≤ interval + 1 s = ${CHECKIN_S + 1} s: ${verdict(!failures.length && worst <= (CHECKIN_S + 1) * 1000)}`);
-  for (const f of failures) console.log(`     FAILED ${f}`);
-  row(`2. GET /containers/json?all=1 (${REQUESTS} req)`, 'p50', 'p99');
-  row('   through Capstan', ms(pct(list.capstan, 50)), ms(pct(list.capstan, 99)));
-  row('   Docker socket', ms(pct(list.direct, 50)), ms(pct(list.direct, 99)));
-  row('   overhead', `+${ms(pct(list.capstan, 50) - pct(list.direct, 50))}`, `+${ms(pct(list.capstan, 99) - pct(list.direct, 99))}`);
-  row(`3. logs, ${LOG_BYTES / 1e6} MB body (${LOG_RUNS} runs)`, 'best', 'worst');
-  row('   through Capstan', `${Math.max(...logs.capstan).toFixed(0)} MB/s`, `${Math.min(...logs.capstan).toFixed(0)} MB/s`,
-    `target ≥ 100 MB/s: ${verdict(Math.max(...logs.capstan) >= 100)}`);
-  row('   Docker socket', `${Math.max(...logs.direct).toFixed(0)} MB/s`, `${Math.min(...logs.direct).toFixed(0)} MB/s`);
-  row(`4. exec keystroke → echo (${ECHOES} round trips)`, 'p50', 'p99');
-  row('   through Capstan', ms(pct(echo.capstan, 50)), ms(pct(echo.capstan, 99)));
-  row('   Docker socket', ms(pct(echo.direct, 50)), ms(pct(echo.direct, 99)));
+  if (first) {
+    const { times, failures } = first;
+    const worst = times.length ? times[times.length - 1] : NaN;
+    row('1. first call on an idle environment', 'p50', 'max');
+    row(`   through Capstan (${times.length} of ${ROUNDS} rounds, min ${times.length ? sec(times[0]) : '-'})`,
+      times.length ? sec(pct(times, 50)) : '-', times.length ? sec(worst) : '-',
+      `target ≤ interval + 1 s = ${CHECKIN_S + 1} s: ${verdict(!failures.length && worst <= (CHECKIN_S + 1) * 1000)}`);
+    for (const f of failures) console.log(`     FAILED ${f}`);
+  }
+  if (list) {
+    row(`2. GET /containers/json?all=1 (${REQUESTS} req)`, 'p50', 'p99');
+    row('   through Capstan', ms(pct(list.capstan, 50)), ms(pct(list.capstan, 99)));
+    row('   Docker socket', ms(pct(list.direct, 50)), ms(pct(list.direct, 99)));
+    row('   overhead', `+${ms(pct(list.capstan, 50) - pct(list.direct, 50))}`, `+${ms(pct(list.capstan, 99) - pct(list.direct, 99))}`);
+  }
+  if (logs) {
+    const mbps = (runs: LogRun[]) => runs.map((r) => r.mbps);
+    const best = (runs: LogRun[]) => Math.max(...mbps(runs));
+    const cores = (runs: LogRun[], who: keyof LogRun['cores']) => runs.reduce((a, r) => a + r.cores[who], 0) / runs.length;
+    row(`3. logs, ${LOG_BYTES / 1e6} MB body (${LOG_RUNS} runs each)`, 'best', 'worst', 'CPU cores (mean): dockerd server agent bench');
+    for (const [driver, runs] of logs) {
+      const cpu = (r: LogRun[]) => ['dockerd', 'server', 'agent', 'bench'].map((w) => cores(r, w as keyof LogRun['cores']).toFixed(2).padStart(7)).join('');
+      const through = best(runs.capstan);
+      row(`   ${driver} driver, through Capstan`, `${through.toFixed(0)} MB/s`, `${Math.min(...mbps(runs.capstan)).toFixed(0)} MB/s`, `${' '.repeat(17)}${cpu(runs.capstan)}`);
+      row(`   ${driver} driver, Docker socket`, `${best(runs.direct).toFixed(0)} MB/s`, `${Math.min(...mbps(runs.direct)).toFixed(0)} MB/s`, `${' '.repeat(17)}${cpu(runs.direct)}`);
+      row('', '', '', `best through Capstan = ${(100 * through / best(runs.direct)).toFixed(0)}% of the socket's best; target ≥ 100 MB/s (${driver}): ${verdict(through >= 100)}`);
+    }
+  }
+  if (echo) {
+    row(`4. exec keystroke → echo (${ECHOES} round trips)`, 'p50', 'p99');
+    row('   through Capstan', ms(pct(echo.capstan, 50)), ms(pct(echo.capstan, 99)));
+    row('   Docker socket', ms(pct(echo.direct, 50)), ms(pct(echo.direct, 99)));
+  }
 }
 
 async function main() {
@@ -322,41 +434,53 @@ async function main() {
     const version = await docker(direct, 'GET', '/version');
     console.log(`\nCapstan edge benchmark: ${os.cpus().length} CPUs, Docker ${version.Version}, check-in interval ${CHECKIN_S} s, tunnel idle ${IDLE_MS} ms`);
 
-    console.log(`1. First Docker call on an idle environment (GET /version), ${ROUNDS} rounds`);
-    const first = await firstCallRounds(base, envId, apiKey, watch);
+    const results: Results = {};
+    if (SECTIONS.has(1)) {
+      console.log(`1. First Docker call on an idle environment (GET /version), ${ROUNDS} rounds`);
+      results.first = await firstCallRounds(base, envId, apiKey, watch);
+    }
 
-    const listed = (await docker(direct, 'GET', '/containers/json?all=1')).length;
-    console.log(`2. GET /containers/json?all=1 (${listed} containers), ${REQUESTS} sequential requests each`);
-    const list = { capstan: await listLatency(capstan), direct: await listLatency(direct) };
-    say(`p50 through Capstan ${ms(pct(list.capstan, 50))}, Docker socket ${ms(pct(list.direct, 50))}`);
+    if (SECTIONS.has(2)) {
+      const listed = (await docker(direct, 'GET', '/containers/json?all=1')).length;
+      console.log(`2. GET /containers/json?all=1 (${listed} containers), ${REQUESTS} sequential requests each`);
+      const list = { capstan: await listLatency(capstan), direct: await listLatency(direct) };
+      say(`p50 through Capstan ${ms(pct(list.capstan, 50))}, Docker socket ${ms(pct(list.direct, 50))}`);
+      results.list = list;
+    }
 
-    console.log(`3. Log streaming: GET /containers/{id}/logs?stdout=1 of a ${LOG_BYTES / 1e6} MB log, ${LOG_RUNS} runs each`);
-    // One log entry per 16 KB (no newlines), so the engine's per-line decoding is not what is measured.
-    const logger = await docker(direct, 'POST', '/containers/create', {
-      Image: IMAGE, Cmd: ['sh', '-c', `head -c ${LOG_BYTES} /dev/zero | tr '\\0' x`], NetworkDisabled: true, Labels: { 'capstan-bench': EDGE_ID },
-    });
-    containers.push(logger.Id);
-    const tGen = now();
-    await docker(direct, 'POST', `/containers/${logger.Id}/start`);
-    await docker(direct, 'POST', `/containers/${logger.Id}/wait`);
-    say(`log written in ${sec(now() - tGen)}`);
-    const logs = { capstan: [] as number[], direct: [] as number[] };
-    for (let i = 0; i < LOG_RUNS; i++) {
-      for (const [name, route] of [['direct', direct], ['capstan', capstan]] as const) {
-        const { mbps, bytes } = await logThroughput(route, logger.Id);
-        logs[name].push(mbps);
-        say(`${route.label}: ${(bytes / 1e6).toFixed(0)} MB at ${mbps.toFixed(0)} MB/s`);
+    if (SECTIONS.has(3)) {
+      console.log(`3. Log streaming: GET /containers/{id}/logs?stdout=1 of a ${LOG_BYTES / 1e6} MB log, ${LOG_RUNS} runs each, log drivers ${LOG_DRIVERS.join(', ')}`);
+      const pids: CpuSet = { dockerd: dockerdPid(), server: procs[0].child.pid, agent: procs[1].child.pid, bench: process.pid };
+      results.logs = new Map();
+      for (const driver of LOG_DRIVERS) {
+        const id = await logContainer(direct, driver, containers);
+        const runs: LogRuns = { capstan: [], direct: [] };
+        for (let i = 0; i < LOG_RUNS; i++) {
+          for (const [name, route] of [['direct', direct], ['capstan', capstan]] as const) {
+            // The idle reaper may have closed the tunnel meanwhile: a run must not time its reopening.
+            if (name === 'capstan') await docker(capstan, 'GET', '/version');
+            const r = await logThroughput(route, id, pids);
+            runs[name].push(r);
+            say(`${driver}, ${route.label}: ${(r.bytes / 1e6).toFixed(0)} MB at ${r.mbps.toFixed(0)} MB/s (${sec(r.secs * 1000)}); ${cpuLine(r.cores)}`);
+          }
+        }
+        results.logs.set(driver, runs);
+        await docker(direct, 'DELETE', `/containers/${id}?force=1`);
+        containers.splice(containers.indexOf(id), 1);
       }
     }
 
-    console.log(`4. Interactive exec: cat under a TTY, keystroke → echo, ${ECHOES} round trips each`);
-    const sleeper = await docker(direct, 'POST', '/containers/create', { Image: IMAGE, Cmd: ['sleep', '3600'], NetworkDisabled: true, Labels: { 'capstan-bench': EDGE_ID } });
-    containers.push(sleeper.Id);
-    await docker(direct, 'POST', `/containers/${sleeper.Id}/start`);
-    const echo = { capstan: await echoLatency(capstan, sleeper.Id), direct: await echoLatency(direct, sleeper.Id) };
-    say(`p50 through Capstan ${ms(pct(echo.capstan, 50))}, Docker socket ${ms(pct(echo.direct, 50))}`);
+    if (SECTIONS.has(4)) {
+      console.log(`4. Interactive exec: cat under a TTY, keystroke → echo, ${ECHOES} round trips each`);
+      const sleeper = await docker(direct, 'POST', '/containers/create', { Image: IMAGE, Cmd: ['sleep', '3600'], NetworkDisabled: true, Labels: { 'capstan-bench': EDGE_ID } });
+      containers.push(sleeper.Id);
+      await docker(direct, 'POST', `/containers/${sleeper.Id}/start`);
+      const echo = { capstan: await echoLatency(capstan, sleeper.Id), direct: await echoLatency(direct, sleeper.Id) };
+      say(`p50 through Capstan ${ms(pct(echo.capstan, 50))}, Docker socket ${ms(pct(echo.direct, 50))}`);
+      results.echo = echo;
+    }
 
-    printResults({ first, list, logs, echo });
+    printResults(results);
   } catch (err) {
     for (const p of procs) console.error(`--- last lines of ${p.name}:\n${p.output.slice(-25).join('\n')}`);
     throw err;
