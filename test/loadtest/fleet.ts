@@ -10,13 +10,21 @@ import { performance } from 'node:perf_hooks';
 import { ProtocolError, ResponseParser, type RawResponse } from './http1';
 import type { ModeAgent, ModeDriver } from './modes';
 import { errorCode, FLAG_NEW_CONNECTION, FLAG_RETRIED, isAnswered, SampleBuilder, type ErrorKind } from './stats';
-import type { TunnelAgents } from './tunnels';
+
+/**
+ * What else an agent does with its answered check-ins: the storm's tunnels (tunnels.ts), the push
+ * channel (push.ts). Closed when the fleet finishes.
+ */
+export interface ReplyObserver {
+  onReply(index: number, res: RawResponse): void;
+  close(): Promise<void>;
+}
 
 /** What a worker is given to run. */
 export interface FleetOptions {
   /** Wall-clock epoch ms at which the run starts (shared by every thread). */
   runStartEpochMs: number;
-  /** Check-ins are started during [0, durationMs) after the start. */
+  /** Check-ins are started during [0, durationMs) after the start (push mode: Infinity, until told to stop). */
   durationMs: number;
   intervalS: number;
   /** A check-in without a full response after this long fails as a timeout. */
@@ -47,6 +55,8 @@ interface SimAgent extends ModeAgent {
   /** The current tick of the agent's ticker, ms since the run start. */
   due: number;
   answered?: boolean;
+  /** The push channel is up: no ticks. */
+  paused?: boolean;
   raw?: net.Socket;
   sock?: tls.TLSSocket;
   parser?: ResponseParser;
@@ -83,7 +93,7 @@ export class Fleet {
   private readonly originOffset: number;
   private endMs: number;
 
-  constructor(private readonly opts: FleetOptions, private readonly driver: ModeDriver, private readonly tunnels?: TunnelAgents) {
+  constructor(private readonly opts: FleetOptions, private readonly driver: ModeDriver, private readonly observer?: ReplyObserver) {
     this.originOffset = performance.timeOrigin - opts.runStartEpochMs;
     this.endMs = opts.durationMs;
     const host = net.isIPv6(opts.host) ? `[${opts.host}]` : opts.host;
@@ -121,7 +131,7 @@ export class Fleet {
       clearTimeout(a.timer);
       this.drop(a);
     }
-    await this.tunnels?.close();
+    await this.observer?.close();
   }
 
   /**
@@ -139,9 +149,44 @@ export class Fleet {
     this.send(a);
   }
 
+  /**
+   * The agent's push channel is up: it stops ticking (a check-in under way ends normally) and its
+   * idle poll connection is closed.
+   */
+  suspend(index: number): void {
+    const a = this.byIndex.get(index);
+    if (!a) return;
+    a.paused = true;
+    clearTimeout(a.timer);
+    a.timer = undefined;
+    if (!a.inflight) this.drop(a);
+  }
+
+  /** The push channel went down: check in now, and tick again. */
+  resume(index: number): void {
+    const a = this.byIndex.get(index);
+    if (!a?.paused) return;
+    a.paused = false;
+    this.pollSoon(index);
+  }
+
+  /** Closes the agent's poll connection if no check-in is under way on it (it opens another when it needs one). */
+  dropIdle(index: number): void {
+    const a = this.byIndex.get(index);
+    if (a && !a.inflight) this.drop(a);
+  }
+
+  /** A reply pushed to the agent: cached by its ETag, and its interval taken for later polling. */
+  acceptPushed(index: number, etag: string, checkin: number): void {
+    const a = this.byIndex.get(index);
+    if (!a) return;
+    this.driver.remember?.(a, etag, checkin);
+    if (checkin > 0) a.intervalMs = checkin * 1000;
+  }
+
   private fireAt(a: SimAgent, at: number): void {
     a.timer = undefined;
-    if (at >= this.endMs) return;
+    if (at >= this.endMs || a.paused) return;
     a.timer = setTimeout(() => {
       a.timer = undefined;
       if (this.now() < this.endMs) this.send(a);
@@ -241,7 +286,9 @@ export class Fleet {
       this.counters.answeredAgents++;
     }
     const asked = this.driver.onReply(a, res);
-    if (this.tunnels?.has(a.index)) this.tunnels.onReply(a.index, res);
+    this.observer?.onReply(a.index, res);
+    // Pushed meanwhile: the connection is not needed any more.
+    if (a.paused) this.drop(a);
     if (asked !== undefined && asked > 0 && asked * 1000 !== a.intervalMs) {
       // Like the agent: a new interval resets the ticker.
       a.intervalMs = asked * 1000;
@@ -331,7 +378,8 @@ export class Fleet {
   }
 }
 
-function classify(err: NodeJS.ErrnoException, established: boolean): ErrorKind {
+/** The failure kind of a socket error (`established`: the TLS handshake had completed). */
+export function classify(err: NodeJS.ErrnoException, established: boolean): ErrorKind {
   const code = err.code ?? '';
   if (code === 'ECONNRESET' || code === 'EPIPE') return 'connection reset';
   if (code === 'ECONNREFUSED') return 'connection refused';

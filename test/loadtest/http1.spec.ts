@@ -33,14 +33,23 @@ describe('request bytes', () => {
     expect(driver.request(agent)).toContain(`If-None-Match: e2,e3,e5,e6,e7,e8,e9,e4${CRLF}`);
   });
 
-  it('refuses push mode with a clear message', () => {
-    expect(() => modeByName('push')).toThrow(/not implemented yet/);
+  it('caches a pushed reply by its ETag in push mode, so a later check-in can be a 304', () => {
+    const mode = modeByName('push');
+    expect(mode.push).toBe(true);
+    const driver = mode.driver();
+    const agent: ModeAgent = { endpointId: 3, edgeId: 'e', host: 'h:1', state: undefined };
+    driver.init(agent);
+    driver.onReply(agent, { status: 200, etag: 'polled', close: false, body: Buffer.from('{"status":"IDLE","checkin":5}'), bytes: 0 });
+    driver.remember!(agent, 'pushed', 7);
+    expect(driver.request(agent)).toContain(`${CRLF}If-None-Match: polled,pushed${CRLF}`);
+    // The pushed reply's interval, when a 304 matches it.
+    expect(driver.onReply(agent, { status: 304, etag: 'pushed', close: false, body: Buffer.alloc(0), bytes: 0 })).toBe(7);
     expect(() => modeByName('carrier-pigeon')).toThrow(/unknown --mode/);
   });
 });
 
 describe('response bytes', () => {
-  const r304 = `HTTP/1.1 304 Not Modified${CRLF}etag: fa9c3cc2${CRLF}Date: Sun, 22 Nov 2026 19:15:41 GMT${CRLF}Connection: keep-alive${CRLF}${CRLF}`;
+  const r304 = `HTTP/1.1 304 Not Modified${CRLF}etag: fa9c3cc2${CRLF}Date: Sun, 22 Nov 2026 19:15:41 GMT${CRLF}Connection: keep-alive${CRLF}x-capstan-push: /api/endpoints/12/edge/push${CRLF}${CRLF}`;
   const body = '{"status":"IDLE","port":0,"schedules":[],"checkin":5,"credentials":"","stacks":[]}\n';
   const r200 = `HTTP/1.1 200 OK${CRLF}etag: c41af71b${CRLF}content-type: application/json${CRLF}content-length: ${body.length}${CRLF}${CRLF}${body}`;
 
@@ -51,6 +60,8 @@ describe('response bytes', () => {
       const got = [];
       for (let i = 0; i < wire.length; i += cut) got.push(...p.push(wire.subarray(i, i + cut)));
       expect(got.map((r) => [r.status, r.etag, r.bytes])).toEqual([[200, 'c41af71b', r200.length], [304, 'fa9c3cc2', r304.length], [200, 'c41af71b', r200.length]]);
+      // The push offer of each reply (README "Push channel").
+      expect(got.map((r) => r.push)).toEqual([undefined, '/api/endpoints/12/edge/push', undefined]);
       expect(got[0].body.toString()).toBe(body);
       expect(got.reduce((a, r) => a + r.bytes, 0)).toBe(wire.length);
       expect(p.pendingBytes).toBe(0);

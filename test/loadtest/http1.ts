@@ -24,6 +24,8 @@ export interface RawResponse {
   status: number;
   /** Lower-cased names of the headers the agents need; others are skipped. */
   etag?: string;
+  /** `X-Capstan-Push`: the push path the server offers (README "Push channel"). */
+  push?: string;
   close: boolean;
   body: Buffer;
   /** Bytes this response took on the connection (head + body + chunk framing). */
@@ -47,7 +49,7 @@ const MAX_HEAD = 64 * 1024;
  */
 export class ResponseParser {
   private buf: Buffer = Buffer.alloc(0);
-  private head: { status: number; etag?: string; close: boolean; headBytes: number; length: number | 'chunked' | 'eof' } | undefined;
+  private head: { status: number; etag?: string; push?: string; close: boolean; headBytes: number; length: number | 'chunked' | 'eof' } | undefined;
 
   /** Bytes received for the response in progress (0 between responses). */
   get pendingBytes(): number {
@@ -81,7 +83,7 @@ export class ResponseParser {
         bodyEnd = h.length;
         body = this.buf.subarray(0, h.length);
       }
-      out.push({ status: h.status, etag: h.etag, close: h.close, body, bytes: h.headBytes + bodyEnd });
+      out.push({ status: h.status, etag: h.etag, push: h.push, close: h.close, body, bytes: h.headBytes + bodyEnd });
       this.buf = this.buf.subarray(bodyEnd);
       this.head = undefined;
       if (!this.buf.length) return out;
@@ -95,7 +97,7 @@ export class ResponseParser {
     this.head = undefined;
     const body = this.buf;
     this.buf = Buffer.alloc(0);
-    return { status: h.status, etag: h.etag, close: true, body, bytes: h.headBytes + body.length };
+    return { status: h.status, etag: h.etag, push: h.push, close: true, body, bytes: h.headBytes + body.length };
   }
 }
 
@@ -105,6 +107,7 @@ function parseHead(text: string, headBytes: number) {
   if (!m) throw new ProtocolError(`not an HTTP/1.1 status line: ${JSON.stringify(lines[0].slice(0, 80))}`);
   const status = Number(m[1]);
   let etag: string | undefined;
+  let push: string | undefined;
   let close = lines[0].startsWith('HTTP/1.0');
   let length: number | 'chunked' | 'eof' | undefined;
   for (let i = 1; i < lines.length; i++) {
@@ -116,13 +119,14 @@ function parseHead(text: string, headBytes: number) {
     if (name === 'content-length') length = Number(value);
     else if (name === 'transfer-encoding' && value.toLowerCase().includes('chunked')) length = 'chunked';
     else if (name === 'etag') etag = value;
+    else if (name === 'x-capstan-push') push = value;
     else if (name === 'connection') close = value.toLowerCase() === 'close';
   }
   // RFC 9112 6.3: 1xx, 204 and 304 have no body whatever the headers say.
   if (status === 304 || status === 204 || status < 200) length = 0;
   if (length === undefined) length = 'eof';
   if (typeof length === 'number' && !(Number.isSafeInteger(length) && length >= 0)) throw new ProtocolError('invalid Content-Length');
-  return { status, etag, close, headBytes, length };
+  return { status, etag, push, close, headBytes, length };
 }
 
 /** Decodes a complete chunked body at the start of `buf`, or undefined when more bytes are needed. */

@@ -2,25 +2,30 @@
  * Edge check-in load test: `npm run loadtest -- --agents 15000 --interval 5 --duration 120`.
  *
  * Creates (or reuses) Edge environments through the public API, then runs that many simulated
- * agents on worker threads, each checking in over its own keep-alive TLS connection with the
- * real agent's headers and ETag cache, and reports throughput, latency, errors, bytes per check-in
- * and the server's CPU and memory against the targets. See README "Load testing" and `--help`.
+ * agents on worker threads (or child processes), each checking in over its own keep-alive TLS
+ * connection with the real agent's headers and ETag cache, and reports throughput, latency,
+ * errors, bytes per check-in and the server's CPU and memory against the targets; `--mode push`
+ * holds push channels instead and reports memory per connection, idle CPU and the time to push
+ * REQUIRED to every agent. See README "Load testing" and `--help`.
  */
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { Worker } from 'node:worker_threads';
+import { performance } from 'node:perf_hooks';
 import { modeByName } from './modes';
 import { parseOptions, USAGE, type LoadTestOptions } from './options';
 import { Monitor } from './monitor';
 import { buildReport, TARGETS } from './report';
-import { infraProcesses, type SampledProcess } from './sampler';
+import type { PushData } from './pushreport';
+import { runPushPhases, type PushPhases } from './pushrun';
+import { infraProcesses, processRssMB, type SampledProcess } from './sampler';
 import { detectServerPids, readServerLog, startDistributedServer, startEmbeddedServer, type LaunchedServer, type ServerLog } from './server';
 import { AdminClient, provision } from './setup';
 import { fireStorm, type StormCalls } from './storm';
 import { renderTable } from './table';
 import { concatBatches } from './stats';
-import type { MainMessage, WorkerInit, WorkerMessage } from './worker';
+import type { WorkerInit } from './worker';
+import { AGENTS_PER_PROCESS, planWorkers, startWorker, type WorkerHandle } from './workers';
 
 const log = (line: string) => process.stderr.write(`loadtest: ${line}\n`);
 
@@ -54,24 +59,42 @@ async function main(): Promise<number> {
     return 2;
   }
   const mode = modeByName(opts.mode);
-  // Each agent holds one socket; the embedded server holds the other end of each. A storm adds,
-  // per tunnel, its WebSocket and (the server's) its listener, and per call one API connection.
-  const need = opts.agents + 3 * opts.storm + 512;
+  // Each agent holds one socket in the tester process running it; the server process it talks to
+  // holds the other end. A storm adds, per tunnel, its WebSocket and (the server's) its listener,
+  // and per call one API connection.
+  const plan = planWorkers(opts.agents, opts.workers, opts.processes);
   const limit = openFileLimit();
+  const stormFds = 3 * opts.storm;
+  const need = (plan.kind === 'thread' ? opts.agents : plan.perWorker) + stormFds + 512;
   if (limit < need) {
-    process.stderr.write(`the open-file limit is ${limit}, below the ${need} this run needs (one socket per agent, on both ends${opts.storm ? ', three per storm tunnel' : ''}): run it through npm run loadtest, which raises it with ulimit -n, or raise it yourself\n`);
+    process.stderr.write(`the open-file limit is ${limit}, below the ${need} a tester process of this run needs (one socket per agent${opts.storm ? ', three per storm tunnel' : ''}, ${plan.kind === 'thread' ? `${opts.agents} agents in one process` : `${plan.perWorker} agents in each of ${plan.count} processes`}): run it through npm run loadtest, which raises it with ulimit -n up to the hard limit, or raise it yourself, or spread the agents over more processes (--processes)\n`);
     return 2;
+  }
+  if (!opts.target) {
+    // The server processes the tester starts inherit its limit (the npm script's ulimit -n, at most the hard limit).
+    const gateways = opts.shape === 'distributed' ? opts.gateways : 1;
+    const perGateway = Math.ceil(opts.agents / gateways) + (opts.shape === 'embedded' ? stormFds : 0) + 1000;
+    if (perGateway > limit) {
+      const suggest = Math.max(2, Math.ceil(opts.agents / AGENTS_PER_PROCESS));
+      process.stderr.write(opts.shape === 'embedded'
+        ? `the embedded server is one process holding one socket per agent: ${opts.agents} agents need about ${perGateway} open files in it, above its open-file limit of ${limit} (inherited from the tester: ulimit -Hn caps it, and it cannot be raised here), so it cannot hold more than about ${limit - 1000} agents. Spread them over gateway processes: --shape distributed --gateways ${suggest}\n`
+        : `each gateway holds one socket per agent it serves: ${opts.agents} agents over ${gateways} gateways need about ${perGateway} open files in each, above the open-file limit of ${limit}: use --gateways ${Math.max(gateways + 1, Math.ceil(opts.agents / (limit - 1000)), suggest)}\n`);
+      return 2;
+    }
   }
 
   let server: LaunchedServer | undefined;
   let client: AdminClient | undefined;
-  const workers: Worker[] = [];
+  const workers: WorkerHandle[] = [];
   try {
     if (!opts.target) {
       log(`starting the ${opts.shape === 'distributed' ? `distributed shape (NATS ${opts.nats}, Redis ${opts.redis})` : 'embedded server'} (log level ${opts.serverLogLevel}${opts.serverNodeArgs.length ? `, node ${opts.serverNodeArgs.join(' ')}` : ''})`);
-      const launch = { logLevel: opts.serverLogLevel, nodeArgs: opts.serverNodeArgs, nats: opts.nats, redis: opts.redis, pollingInGateways: opts.pollingInGateways };
+      const launch = {
+        logLevel: opts.serverLogLevel, nodeArgs: opts.serverNodeArgs, nats: opts.nats, redis: opts.redis, pollingInGateways: opts.pollingInGateways,
+        gateways: opts.gateways, dataDir: opts.dataDir,
+      };
       server = opts.shape === 'distributed' ? await startDistributedServer(launch) : await startEmbeddedServer(launch);
-      log(`${server.processes.map((p) => `${p.name} pid ${p.pid}${p.port ? ` on ${p.port}` : ''}`).join(', ')}; data in ${server.dataDir}${server.namespace ? `, namespace ${server.namespace}` : ''}`);
+      log(`${server.processes.map((p) => `${p.name} pid ${p.pid}${p.port ? ` on ${p.port}` : ''}`).join(', ')}; data in ${server.dataDir}${server.kept ? ' (kept)' : ''}${server.namespace ? `, namespace ${server.namespace}` : ''}`);
     }
     const base = opts.target ?? server!.bases[0];
     client = new AdminClient(base, opts.insecure, opts.concurrency);
@@ -90,8 +113,8 @@ async function main(): Promise<number> {
     const host = apiUrl.hostname.replace(/^\[|\]$/g, '');
     const port = Number(apiUrl.port || 443);
     if (apiUrl.origin !== base) log(`agents check in on ${apiUrl.origin}, the API URL in their Edge keys`);
-    // The distributed shape's gateways: every agent's Edge key names the first; half of them are
-    // sent to the second instead, as an L4 load balancer in front of both would.
+    // The distributed shape's gateways: every agent's Edge key names the first; the agents are
+    // dealt over all of them instead, as an L4 load balancer in front of them would.
     const ports = server ? server.bases.map((b) => Number(new URL(b).port)) : [port];
     if (server && ports[0] !== port) throw new Error(`the Edge keys name port ${port}, not the gateway's ${ports[0]}`);
 
@@ -120,10 +143,22 @@ async function main(): Promise<number> {
     const keys = new Set(prov.agents.map((a) => `${a.tunnelAddr}|${a.fingerprint}`));
     if (opts.storm && keys.size !== 1) throw new Error(`the environments' Edge keys name ${keys.size} different tunnel servers: a storm needs one`);
 
-    // Agents are dealt round-robin so every worker has first check-ins spread over the whole ramp.
+    // Push mode: the server's memory before any agent connected.
+    let rssBeforeMB: number[] = [];
+    if (mode.push) {
+      const reads: number[][] = [];
+      for (let i = 0; i < 3; i++) {
+        if (i) await new Promise((r) => setTimeout(r, 500));
+        reads.push(processes.map((p) => processRssMB(p.pid)));
+      }
+      rssBeforeMB = processes.map((_, i) => reads.reduce((a, r) => a + r[i], 0) / reads.length);
+    }
+
     const runStartEpochMs = Date.now() + 1000;
     const startedAt = new Date(runStartEpochMs).toISOString();
-    const nWorkers = Math.min(opts.workers, prov.agents.length);
+    const sinceStart = () => performance.now() + performance.timeOrigin - runStartEpochMs;
+    // Agents are dealt round-robin so every worker has first check-ins spread over the whole ramp.
+    const nWorkers = Math.min(plan.count, prov.agents.length);
     const slices: WorkerInit['fleet']['agents'][] = Array.from({ length: nWorkers }, () => []);
     prov.agents.forEach((a, i) => {
       const slice = slices[i % nWorkers];
@@ -145,8 +180,8 @@ async function main(): Promise<number> {
     const tunnel = opts.storm ? { addr: prov.agents[0].tunnelAddr, fingerprint: prov.agents[0].fingerprint } : undefined;
 
     const monitor = new Monitor({
-      runStartEpochMs, durationS: opts.durationS, expectedPerS: prov.agents.length / opts.intervalS, processes,
-      localServerPorts: isLocalHost(host) ? ports : undefined,
+      runStartEpochMs, durationS: mode.push ? Infinity : opts.durationS, expectedPerS: prov.agents.length / opts.intervalS, processes,
+      localServerPorts: isLocalHost(host) ? ports : undefined, push: mode.push, agents: prov.agents.length,
     });
     const finished = new Set<number>();
     let failure: string | undefined;
@@ -154,35 +189,42 @@ async function main(): Promise<number> {
       slices.forEach((agents, w) => {
         const init: WorkerInit = {
           mode: mode.name,
-          fleet: { runStartEpochMs, durationMs: opts.durationS * 1000, intervalS: opts.intervalS, timeoutMs: opts.timeoutMs, host, port, insecure: opts.insecure, agents, tunnel },
+          fleet: {
+            runStartEpochMs, durationMs: mode.push ? Infinity : opts.durationS * 1000, intervalS: opts.intervalS, timeoutMs: opts.timeoutMs,
+            host, port, insecure: opts.insecure, agents, tunnel,
+          },
         };
-        const worker = new Worker(path.join(__dirname, 'worker.js'), { workerData: init });
-        workers.push(worker);
         const done = () => {
           finished.add(w);
           if (finished.size === slices.length) resolve();
         };
-        worker.on('message', (m: WorkerMessage) => {
-          if (m.type === 'failed') {
-            failure ??= `worker ${w}: ${m.message}`;
+        const worker = startWorker(plan.kind, init, {
+          message: (m) => {
+            if (m.type === 'failed') {
+              failure ??= `worker ${w}: ${m.message}`;
+              done();
+              return;
+            }
+            monitor.onReport(w, m);
+            if (m.final) done();
+          },
+          error: (err) => {
+            failure ??= `worker ${w}: ${err.stack ?? err.message}`;
             done();
-            return;
-          }
-          monitor.onReport(w, m);
-          if (m.final) done();
+          },
+          exit: done,
         });
-        worker.on('error', (err) => {
-          failure ??= `worker ${w}: ${err.stack ?? err.message}`;
-          done();
-        });
-        worker.on('exit', done);
+        workers.push(worker);
+        if (worker.pid) monitor.addTesterProcess(worker.pid);
       });
     });
+    let interrupted = false;
     const stopWorkers = () => {
-      for (const w of workers) w.postMessage({ type: 'stop' } satisfies MainMessage);
+      for (const w of workers) w.post({ type: 'stop' });
     };
     const onSignal = () => {
       log('interrupted: stopping the agents and reporting what was measured');
+      interrupted = true;
       stopWorkers();
     };
     process.once('SIGINT', onSignal);
@@ -193,7 +235,10 @@ async function main(): Promise<number> {
       });
     }
 
-    log(`${prov.agents.length} agents on ${nWorkers} worker thread(s)${ports.length > 1 ? `, split over ${ports.length} gateways (ports ${ports.join(', ')})` : ''}, first check-ins spread over ${opts.rampS} s, warm-up ${opts.warmupS === undefined ? 'until every agent has had a check-in answered, plus one interval' : `${opts.warmupS} s`}, run ${opts.durationS} s${opts.storm ? `, tunnel storm of ${stormIds.length} ${opts.stormAtS === undefined ? '10 s after the fleet is up' : `at ${opts.stormAtS} s`}` : ''}`);
+    const where = `${prov.agents.length} agents on ${nWorkers} worker ${plan.kind === 'process' ? `processes (${Math.ceil(prov.agents.length / nWorkers)} agents each at most)` : 'thread(s)'}${ports.length > 1 ? `, split over ${ports.length} gateways (ports ${ports.join(', ')})` : ''}, first check-ins spread over ${opts.rampS} s`;
+    log(mode.push
+      ? `${where}; each opens its push channel when its check-in offers it; idle phase ${opts.durationS} s once every channel is open, then ${opts.pushRequired} environments made REQUIRED at once`
+      : `${where}, warm-up ${opts.warmupS === undefined ? 'until every agent has had a check-in answered, plus one interval' : `${opts.warmupS} s`}, run ${opts.durationS} s${opts.storm ? `, tunnel storm of ${stormIds.length} ${opts.stormAtS === undefined ? '10 s after the fleet is up' : `at ${opts.stormAtS} s`}` : ''}`);
     await new Promise((r) => setTimeout(r, Math.max(0, runStartEpochMs - Date.now())));
     const ticker = setInterval(() => monitor.tick(), 1000);
     let storm: Promise<StormCalls | undefined> = Promise.resolve(undefined);
@@ -212,7 +257,7 @@ async function main(): Promise<number> {
             bases: server ? server.bases : [base], auth, insecure: opts.insecure, endpointIds: stormIds, path: opts.stormPath,
             timeoutMs: opts.stormTimeoutMs, now: () => Date.now() - runStartEpochMs,
             beforeFire: () => {
-              for (const w of workers) w.postMessage({ type: 'arm' } satisfies MainMessage);
+              for (const w of workers) w.post({ type: 'arm' });
             },
           }).then((r) => {
             const ok = r.calls.filter((c) => c.outcome === '200').length;
@@ -242,6 +287,14 @@ async function main(): Promise<number> {
         }, 250);
       });
     }
+    let pushPhases: PushPhases | undefined;
+    if (mode.push) {
+      pushPhases = await runPushPhases({
+        opts, monitor, agents: prov.agents.length, endpointIds: prov.agents.map((a) => a.endpointId), bases: server ? server.bases : [base], auth,
+        now: sinceStart, stopped: () => !!failure || interrupted || finished.size > 0, log,
+      });
+      stopWorkers();
+    }
     await allDone;
     clearInterval(ticker);
     monitor.tick(true);
@@ -258,21 +311,34 @@ async function main(): Promise<number> {
       log(`reading the server log${logFiles.length > 1 ? 's' : ''} (${(logFiles.reduce((a, f) => a + fs.statSync(f).size, 0) / 1048576).toFixed(0)} MB) for warn/error lines`);
       serverLog = await readServerLog(logFiles);
     }
+    const push: PushData | undefined = pushPhases && {
+      ...pushPhases, agents: prov.agents.length, counters: monitor.pushTotals(), opens: monitor.pushOpens, status: monitor.pushStatus, rssBeforeMB,
+    };
+    // Push mode: the run lasted as long as its phases did.
+    const durationS = push ? Math.max(1, Math.floor(sinceStart() / 1000)) : opts.durationS;
     const report = buildReport({
       startedAt, runStartEpochMs, target: base,
-      config: { ...opts, password: undefined, apiKey: opts.apiKey ? '[set]' : undefined, workers: nWorkers, targets: TARGETS, node: process.version, cpus: os.availableParallelism(), openFileLimit: limit },
-      server: { embedded: !!server, shape: server?.shape, pids: processes.filter((p) => !p.infra).map((p) => p.pid), processes: processes.map((p) => ({ ...p, services: server?.processes.find((q) => q.pid === p.pid)?.services })), note: serverNote },
+      config: { ...opts, password: undefined, apiKey: opts.apiKey ? '[set]' : undefined, workers: nWorkers, workerKind: plan.kind, targets: TARGETS, node: process.version, cpus: os.availableParallelism(), openFileLimit: limit },
+      server: {
+        embedded: !!server, shape: server?.shape, pids: processes.filter((p) => !p.infra).map((p) => p.pid),
+        processes: processes.map((p) => {
+          const q = server?.processes.find((x) => x.pid === p.pid);
+          return { ...p, services: q?.services, port: q?.port };
+        }),
+        note: serverNote,
+      },
       setup: { created: prov.created, reused: prov.reused, intervalUpdated: prov.intervalUpdated, createSeconds: prov.createSeconds, notes: prov.notes, apiUrl: apiUrl.origin, failure },
-      agents: prov.agents.length, intervalS: opts.intervalS, durationS: opts.durationS, rampS: opts.rampS, warmupS: opts.warmupS, slowMs: opts.slowMs,
+      agents: prov.agents.length, intervalS: opts.intervalS, durationS, rampS: opts.rampS, warmupS: opts.warmupS, slowMs: opts.slowMs,
       samples: concatBatches(monitor.batches), endpointIds: prov.agents.map((a) => a.endpointId), timeline: monitor.timeline, counters: monitor.totals(), serverLog,
       storm: opts.storm ? { agents: stormIds.length, atS: stormFiredAtS, calls: stormCalls, tunnels: monitor.tunnelTotals(), events: monitor.tunnelEvents } : undefined,
+      push,
     });
     process.stdout.write(`${renderTable(report)}\n`);
     if (opts.report) {
       fs.writeFileSync(opts.report, `${JSON.stringify(report, null, 1)}\n`);
       log(`report written to ${opts.report}`);
     }
-    return failure ? 1 : report.pass && (!report.storm || report.storm.pass) ? 0 : 1;
+    return failure ? 1 : report.pass && (!report.storm || report.storm.pass) && (!report.push || report.push.pass) ? 0 : 1;
   } finally {
     if (opts.keepServerLogs && server) {
       fs.mkdirSync(opts.keepServerLogs, { recursive: true });

@@ -30,6 +30,8 @@ export interface ModeDriver {
   onReply(agent: ModeAgent, res: RawResponse): number | undefined;
   /** After a failed check-in (Portainer's agent forgets cached state on any non-200). */
   onFailure(agent: ModeAgent): void;
+  /** A reply that came over the push channel: cached by its ETag like a polled one (push mode). */
+  remember?(agent: ModeAgent, etag: string, checkin: number): void;
 }
 
 /** What a mode needs on the server before agents start (run in the main thread). */
@@ -46,6 +48,8 @@ export interface ModeDefinition {
   summary: string;
   setup: ModeSetup;
   driver(): ModeDriver;
+  /** Agents open the push channel when a reply offers it (README "Push channel"). */
+  push?: boolean;
 }
 
 /** Headers every Portainer agent request carries, with Go's canonical name casing. */
@@ -105,19 +109,25 @@ const poll: ModeDefinition = {
         const v = JSON.parse(res.body.toString('utf8')).checkin;
         if (typeof v === 'number' && v > 0) checkin = v;
       } catch { /* a reply without a JSON body asks for nothing */ }
-      if (res.etag) {
-        st.etags.delete(res.etag);
-        st.etags.set(res.etag, checkin ?? 0);
-        while (st.etags.size > MAX_ETAGS) st.etags.delete(st.etags.keys().next().value!);
-        st.ifNoneMatch = [...st.etags.keys()].join(',');
-      }
+      if (res.etag) rememberEtag(st, res.etag, checkin ?? 0);
       return checkin;
     },
     onFailure() {
       // The agent keeps its ETag cache across failures (poll.go only resets stack state).
     },
+    remember(a, etag, checkin) {
+      if (etag) rememberEtag(a.state as PollState, etag, checkin);
+    },
   }),
 };
+
+/** Caches a reply's ETag as the most recent, at most MAX_ETAGS. */
+function rememberEtag(st: PollState, etag: string, checkin: number): void {
+  st.etags.delete(etag);
+  st.etags.set(etag, checkin);
+  while (st.etags.size > MAX_ETAGS) st.etags.delete(st.etags.keys().next().value!);
+  st.ifNoneMatch = [...st.etags.keys()].join(',');
+}
 
 /** Async mode ping: `POST /api/endpoints/edge/async` with `{"endpointId":N}` (reference 2.1-2.3). */
 const asyncPing: ModeDefinition = {
@@ -146,22 +156,25 @@ const asyncPing: ModeDefinition = {
   }),
 };
 
-/** Push mode: agents hold a connection the server pushes on. Not there yet. */
+/**
+ * Push mode: a standard agent that binds with a check-in, then, since the reply offers it
+ * (`X-Capstan-Push`), holds the push channel open and polls only while it is down (the channel
+ * itself is in push.ts).
+ */
 const push: ModeDefinition = {
   name: 'push',
-  summary: 'not implemented yet',
+  summary: 'standard agents that bind with one check-in, then hold the push WebSocket (GET /api/endpoints/{id}/edge/push,\n'
+    + '                        subprotocol capstan-push.v1) and poll only while it is down (Capstan agent, EDGE_PUSH=1)',
   setup: { createFields: {} },
-  driver: () => {
-    throw new Error('--mode push is not implemented yet');
-  },
+  driver: poll.driver,
+  push: true,
 };
 
 export const MODES: Record<string, ModeDefinition> = { poll, async: asyncPing, push };
 
-/** The mode by name; a clear error for unknown or not yet implemented ones. */
+/** The mode by name; a clear error for unknown ones. */
 export function modeByName(name: string): ModeDefinition {
   const m = MODES[name];
   if (!m) throw new Error(`unknown --mode ${JSON.stringify(name)}: use ${Object.keys(MODES).join(', ')}`);
-  if (m === push) throw new Error('--mode push is not implemented yet: the push protocol (a server-held connection per agent) is not in Capstan yet; use --mode poll or --mode async');
   return m;
 }

@@ -3,6 +3,7 @@
  * every second into the timeline, and prints the progress line.
  */
 import type { FleetCounters } from './fleet';
+import type { PushCounters } from './push';
 import type { RunData, TimelinePoint } from './report';
 import { countEstablished, OthersSampler, ProcSampler, type SampledProcess } from './sampler';
 import { isAnswered, percentile, type SampleBatch } from './stats';
@@ -14,10 +15,19 @@ export interface MonitorOptions {
   durationS: number;
   /** Check-ins per second the fleet should make. */
   expectedPerS: number;
+  agents?: number;
   /** Server processes (summed) and infrastructure processes (reported apart). */
   processes: readonly SampledProcess[];
   /** Server ports, for ESTABLISHED sockets; undefined when the server is not on this machine. */
   localServerPorts?: number[];
+  /** Push mode: the progress line is about the channels. */
+  push?: boolean;
+}
+
+/** Sums counter records key by key into `a`. */
+function addCounts(a: Record<string, number>, b: Record<string, number>): Record<string, number> {
+  for (const [k, v] of Object.entries(b)) a[k] = (a[k] ?? 0) + v;
+  return a;
 }
 
 const num = (n: number, digits: number) => (Number.isFinite(n) ? n.toFixed(digits) : '-');
@@ -31,6 +41,12 @@ export class Monitor {
   private readonly tunnelCounters = new Map<number, TunnelCounters>();
   /** Tunnels the storm's agents opened. */
   readonly tunnelEvents: TunnelOpenEvent[] = [];
+  private readonly pushCounters = new Map<number, PushCounters>();
+  /** Push mode: every worker's events, flat (see PushEvents). */
+  readonly pushOpens: number[] = [];
+  readonly pushStatus: number[] = [];
+  /** Push mode: what the progress line adds (the phase, REQUIRED received). */
+  pushNote = '';
   private loops: LoopHealth[] = [];
   private readonly lastReport = new Map<number, number>();
   private readonly sampler: ProcSampler;
@@ -46,17 +62,29 @@ export class Monitor {
     this.others.sample(this.known);
   }
 
+  /** A child process of the tester (agents on processes): counted as the tester, not as another process. */
+  addTesterProcess(pid: number): void {
+    this.sampler.addTesterProcess(pid);
+    this.known.add(pid);
+  }
+
   /** The storm's agents' tunnel counters, summed over the workers (undefined without a storm). */
   tunnelTotals(): TunnelCounters | undefined {
     if (!this.tunnelCounters.size) return undefined;
-    const add = (a: Record<string, number>, b: Record<string, number>) => {
-      for (const [k, v] of Object.entries(b)) a[k] = (a[k] ?? 0) + v;
-      return a;
-    };
     return [...this.tunnelCounters.values()].reduce((a, c) => ({
       agents: a.agents + c.agents, armed: a.armed || c.armed, opening: a.opening + c.opening, open: a.open + c.open, opened: a.opened + c.opened,
-      failed: add(a.failed, c.failed), dropped: a.dropped + c.dropped, closedIdle: a.closedIdle + c.closedIdle, served: add(a.served, c.served),
+      failed: addCounts(a.failed, c.failed), dropped: a.dropped + c.dropped, closedIdle: a.closedIdle + c.closedIdle, served: addCounts(a.served, c.served),
     }), { agents: 0, armed: false, opening: 0, open: 0, opened: 0, failed: {}, dropped: 0, closedIdle: 0, served: {} } as TunnelCounters);
+  }
+
+  /** The push channels' counters, summed over the workers (undefined but in push mode). */
+  pushTotals(): PushCounters | undefined {
+    if (!this.pushCounters.size) return undefined;
+    return [...this.pushCounters.values()].reduce((a, c) => ({
+      agents: a.agents + c.agents, offered: a.offered + c.offered, queued: a.queued + c.queued, connecting: a.connecting + c.connecting, open: a.open + c.open, opened: a.opened + c.opened,
+      openByPort: addCounts(a.openByPort, c.openByPort), failed: addCounts(a.failed, c.failed), dropped: addCounts(a.dropped, c.dropped),
+      messages: addCounts(a.messages, c.messages), statuses: addCounts(a.statuses, c.statuses), pings: a.pings + c.pings, firstErrors: { ...c.firstErrors, ...a.firstErrors },
+    }), { agents: 0, offered: 0, queued: 0, connecting: 0, open: 0, opened: 0, openByPort: {}, failed: {}, dropped: {}, messages: {}, statuses: {}, pings: 0, firstErrors: {} } as PushCounters);
   }
 
   onReport(worker: number, m: Extract<WorkerMessage, { type: 'report' }>): void {
@@ -68,6 +96,12 @@ export class Monitor {
     if (m.tunnels) {
       this.tunnelCounters.set(worker, m.tunnels.counters);
       this.tunnelEvents.push(...m.tunnels.events);
+    }
+    if (m.push) {
+      this.pushCounters.set(worker, m.push.counters);
+      // Loops, not spreads: a report can carry tens of thousands of numbers.
+      for (const x of m.push.events.opens) this.pushOpens.push(x);
+      for (const x of m.push.events.status) this.pushStatus.push(x);
     }
   }
 
@@ -103,7 +137,8 @@ export class Monitor {
     const ports = this.o.localServerPorts;
     const serverConnections = ports?.length && t % 5 === 2 && t < this.o.durationS ? countEstablished(ports).server : NaN;
     if (Number.isFinite(serverConnections)) this.lastServerConnections = serverConnections;
-    const testerConnections = [...this.counters.values()].reduce((a, c) => a + c.open, 0);
+    const push = this.pushTotals();
+    const testerConnections = [...this.counters.values()].reduce((a, c) => a + c.open, 0) + (push?.open ?? 0);
     const p99 = percentile(Float64Array.from(lat).sort(), 99);
     // A worker that has not reported for a while had its loop blocked at least that long.
     const silentMs = Math.max(0, ...[...this.lastReport.values()].map((at) => now - at - 1000));
@@ -127,10 +162,17 @@ export class Monitor {
       point.tunnelsOpen = tunnels.open;
       point.tunnelsOpening = tunnels.opening;
     }
+    if (push) {
+      point.pushOpen = push.open;
+      point.pushConnecting = push.connecting;
+    }
     this.loops = [];
     if (!final) this.timeline.push(point);
-    const line = `${final ? `[end   ] ${String(lat.length).padStart(5)} more` : `[${String(t).padStart(4)} s] ${String(lat.length).padStart(5)}/s`}`
-      + ` of ${this.o.expectedPerS.toFixed(0)}/s  p99 ${num(p99, 1)} ms  errors ${this.errorsSoFar}`
+    const checkins = this.o.push
+      ? `  push ${push?.open ?? 0}/${this.o.agents ?? '?'} open, ${push?.connecting ?? 0} opening, ${push?.queued ?? 0} queued, ${Object.values(push?.failed ?? {}).reduce((a, b) => a + b, 0)} failed${this.pushNote ? `  ${this.pushNote}` : ''}  check-ins ${lat.length}/s`
+      : ` of ${this.o.expectedPerS.toFixed(0)}/s`;
+    const line = `${final ? `[end   ] ${String(lat.length).padStart(5)} more` : `[${String(t).padStart(4)} s]${this.o.push ? '' : ` ${String(lat.length).padStart(5)}/s`}`}`
+      + `${checkins}  p99 ${num(p99, 1)} ms  errors ${this.errorsSoFar}`
       + `  server ${num(res.serverCpu, 2)} cores ${num(res.serverRss / 1048576, 0)} MB`
       + `  tester ${num(res.testerCpu, 2)} cores (loop ${num(point.testerLoopBusy * 100, 0)} % busy)  machine ${num(res.machineCpu, 2)} cores`
       + `  connections ${testerConnections}/${num(this.lastServerConnections, 0)}`

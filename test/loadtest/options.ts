@@ -1,13 +1,14 @@
 import os from 'node:os';
 import { parseArgs } from 'node:util';
 import { MODES } from './modes';
+import { AGENTS_PER_PROCESS } from './workers';
 
 /** The load test's command line, validated. */
 export interface LoadTestOptions {
   agents: number;
   /** Check-in interval the environments are given and agents start with, s. */
   intervalS: number;
-  /** Check-ins are started during this long, s (ramp-up included). */
+  /** Check-ins are started during this long, s (ramp-up included). Push mode: the idle phase, every channel open. */
   durationS: number;
   /** First check-ins are spread uniformly over this long, s. */
   rampS: number;
@@ -26,6 +27,8 @@ export interface LoadTestOptions {
   report?: string;
   reuse: boolean;
   workers: number;
+  /** Tester processes (undefined: as many as the open-file limit needs, see workers.ts). */
+  processes?: number;
   timeoutMs: number;
   /** Check-ins slower than this are listed one by one. */
   slowMs: number;
@@ -41,6 +44,10 @@ export interface LoadTestOptions {
   shape: 'embedded' | 'distributed';
   /** Distributed shape: polling runs inside each gateway process instead of two processes of its own. */
   pollingInGateways: boolean;
+  /** Distributed shape: gateway processes. */
+  gateways: number;
+  /** Keep the started server's data (and ports) here, for a later --reuse. */
+  dataDir?: string;
   /** Transporter and Redis of the distributed shape. */
   nats: string;
   redis: string;
@@ -54,7 +61,18 @@ export interface LoadTestOptions {
   stormPath: string;
   /** A storm call without an answer by then fails. */
   stormTimeoutMs: number;
+  /** Push mode: environments made REQUIRED after the idle phase (default every agent's; 0: none). */
+  pushRequired: number;
+  /** Push mode: how long to wait for every channel to open, and for every requested agent to receive REQUIRED, s. */
+  openTimeoutS: number;
+  pushTimeoutS: number;
 }
+
+/**
+ * Push mode's default ramp, agents started per second: each makes a check-in and the channel's
+ * handshake, two full TLS handshakes, which the tester and the server share two cores for here.
+ */
+export const PUSH_RAMP_PER_S = 250;
 
 export const USAGE = `npm run loadtest -- [options]
 
@@ -64,8 +82,10 @@ throughput, latency, errors, bytes per check-in and server CPU/RSS against the t
 
   --agents N            simulated agents (default 15000)
   --interval S          check-in interval given to the environments, s (default 5)
-  --duration S          how long agents check in, s, ramp-up included (default 120)
-  --ramp S              first check-ins spread uniformly over S s (default: one interval)
+  --duration S          how long agents check in, s, ramp-up included (default 120); --mode push:
+                        the idle phase, measured once every push channel is open
+  --ramp S              first check-ins spread uniformly over S s (default: one interval; --mode push:
+                        at least agents / ${PUSH_RAMP_PER_S} s, since each agent then makes two TLS handshakes)
   --warmup S            check-ins started before S s are warm-up, excluded from the steady
                         state and the targets (default: the ramp, extended until every agent
                         has had a check-in answered, plus one interval; at most half the run)
@@ -78,6 +98,9 @@ throughput, latency, errors, bytes per check-in and server CPU/RSS against the t
   --reuse               use the environments named loadtest-* made by an earlier run (and
                         their Edge IDs), creating only the missing ones
   --workers N           worker threads running agents (default: cores - 1, at least 1)
+  --processes N         run the agents in N child processes instead of threads (default: one
+                        process while the agents fit in ${AGENTS_PER_PROCESS}, else enough processes that
+                        none holds more: threads share the process's open-file limit)
   --timeout MS          a check-in without a full answer by then fails (default 10000, the
                         Portainer agent's HTTP timeout)
   --slow-ms MS          check-ins slower than this are listed one by one (default 1000)
@@ -91,10 +114,16 @@ throughput, latency, errors, bytes per check-in and server CPU/RSS against the t
   --keep-server-logs D  copy the started server's log(s) into directory D (its data dir is removed)
   --shape S             embedded (default): one process, every service; distributed: the tester
                         starts the distributed shape over NATS: one state+rbac+tunnel+snapshots+
-                        commands process, two polling processes and two gateways on two ports,
-                        the agents split between the gateways (an L4 balancer's job)
+                        commands process, two polling processes and --gateways gateways (2) on
+                        ports of their own, the agents split between them (an L4 balancer's job)
+  --gateways N          distributed shape: gateway processes, each on its own port, the agents split
+                        between them (default 2). One holds a socket per agent: at most about
+                        ${AGENTS_PER_PROCESS} agents each under a 20,000 open-file limit
   --polling-in-gateways distributed shape: each gateway process runs polling too (CAPSTAN_SERVICES=
                         gateway,polling), instead of two polling processes: check-ins stay in-process
+  --data-dir DIR        keep the started server's data in DIR (created if missing) instead of a
+                        temporary dir, with its ports: a later run with --data-dir DIR --reuse finds
+                        its environments and starts the server where their Edge keys point
   --nats URL            NATS of the distributed shape (default nats://127.0.0.1:4222)
   --redis URL           Redis of the distributed shape (default redis://127.0.0.1:6379)
   --storm N             tunnel storm (--mode poll): at --storm-at, N environments are made REQUIRED at
@@ -105,6 +134,13 @@ throughput, latency, errors, bytes per check-in and server CPU/RSS against the t
                         has had a check-in answered, at the latest when 2 intervals + 20 s remain)
   --storm-path P        Docker API path of each call (default /_ping; /version also answers)
   --storm-timeout MS    a storm call without an answer by then fails (default 60000)
+  --push-required N     --mode push: after the idle phase, N environments (spread over the agents;
+                        default every one, 0: none) are made REQUIRED at once, one Docker API call
+                        each pipelined on --concurrency connections; measured until their agents
+                        received the REQUIRED status by push
+  --open-timeout S      --mode push: longest wait for every channel to be open before the idle
+                        phase starts anyway (default 300)
+  --push-timeout S      --mode push: longest wait for every REQUIRED to arrive (default 60)
 `;
 
 /** Parses argv; throws one error listing every problem. */
@@ -126,6 +162,7 @@ export function parseOptions(argv: string[]): LoadTestOptions | 'help' {
       report: { type: 'string' },
       reuse: { type: 'boolean', default: false },
       workers: { type: 'string' },
+      processes: { type: 'string' },
       timeout: { type: 'string', default: '10000' },
       'slow-ms': { type: 'string', default: '1000' },
       concurrency: { type: 'string', default: '32' },
@@ -136,6 +173,11 @@ export function parseOptions(argv: string[]): LoadTestOptions | 'help' {
       'keep-server-logs': { type: 'string' },
       shape: { type: 'string', default: 'embedded' },
       'polling-in-gateways': { type: 'boolean', default: false },
+      gateways: { type: 'string' },
+      'data-dir': { type: 'string' },
+      'push-required': { type: 'string' },
+      'open-timeout': { type: 'string', default: '300' },
+      'push-timeout': { type: 'string', default: '60' },
       nats: { type: 'string', default: 'nats://127.0.0.1:4222' },
       redis: { type: 'string', default: 'redis://127.0.0.1:6379' },
       storm: { type: 'string', default: '0' },
@@ -162,12 +204,14 @@ export function parseOptions(argv: string[]): LoadTestOptions | 'help' {
   // The server's check-in interval is whole seconds (EdgeCheckinInterval).
   const intervalS = int('interval', v.interval, 1);
   const durationS = num('duration', v.duration, 1);
-  const rampS = v.ramp === undefined ? intervalS : num('ramp', v.ramp, 0);
+  const push = v.mode === 'push';
+  const rampS = v.ramp !== undefined ? num('ramp', v.ramp, 0) : push ? Math.max(intervalS, Math.ceil(agents / PUSH_RAMP_PER_S)) : intervalS;
   const warmupS = v.warmup === undefined ? undefined : num('warmup', v.warmup, 0);
-  if (rampS >= durationS) problems.push(`--ramp (${rampS} s) must be shorter than --duration (${durationS} s)`);
+  if (rampS >= durationS && !push) problems.push(`--ramp (${rampS} s) must be shorter than --duration (${durationS} s)`);
   if (warmupS !== undefined && warmupS >= durationS) problems.push(`--warmup (${warmupS} s) must be shorter than --duration (${durationS} s): nothing would be left to measure`);
   const cores = os.availableParallelism();
   const workers = v.workers === undefined ? Math.max(1, cores - 1) : int('workers', v.workers, 1);
+  const processes = v.processes === undefined ? undefined : int('processes', v.processes, 1);
   if (!MODES[v.mode]) problems.push(`--mode must be one of ${Object.keys(MODES).join(', ')} (got ${JSON.stringify(v.mode)})`);
   let target: string | undefined;
   if (v.target !== undefined) {
@@ -193,6 +237,14 @@ export function parseOptions(argv: string[]): LoadTestOptions | 'help' {
   if (shape !== 'embedded' && shape !== 'distributed') problems.push(`--shape must be embedded or distributed (got ${JSON.stringify(v.shape)})`);
   if (shape === 'distributed' && target) problems.push('--shape distributed starts its own processes: it does not go with --target');
   if (v['polling-in-gateways'] && shape !== 'distributed') problems.push('--polling-in-gateways is for --shape distributed');
+  const gateways = v.gateways === undefined ? 2 : int('gateways', v.gateways, 1);
+  if (v.gateways !== undefined && shape !== 'distributed') problems.push('--gateways is for --shape distributed (the embedded server is one process)');
+  if (v['data-dir'] !== undefined && target) problems.push('--data-dir is for a server the tester starts, not --target');
+  const pushRequired = v['push-required'] === undefined ? agents : int('push-required', v['push-required'], 0);
+  if (!push && v['push-required'] !== undefined) problems.push('--push-required is for --mode push');
+  if (pushRequired > agents) problems.push(`--push-required (${pushRequired}) cannot exceed --agents (${agents})`);
+  const openTimeoutS = num('open-timeout', v['open-timeout'], 1);
+  const pushTimeoutS = num('push-timeout', v['push-timeout'], 1);
   const storm = int('storm', v.storm, 0);
   const stormNeedS = 2 * intervalS + 5 + 15;
   const stormAtS = v['storm-at'] === undefined ? undefined : num('storm-at', v['storm-at'], 0);
@@ -209,10 +261,10 @@ export function parseOptions(argv: string[]): LoadTestOptions | 'help' {
     agents, intervalS, durationS, rampS, warmupS, mode: v.mode, target,
     insecure: v.insecure || !target,
     apiKey: v['api-key'], username: v.username, password: v.password ?? 'loadtest-password-123',
-    report: v.report, reuse: v.reuse, workers: Math.min(workers, agents),
+    report: v.report, reuse: v.reuse, workers: Math.min(workers, agents), processes,
     timeoutMs, slowMs, concurrency,
     serverLog: v['server-log'], serverPids, serverLogLevel: v['server-log-level'],
     serverNodeArgs: v['server-node-args'].split(/\s+/).filter(Boolean), keepServerLogs: v['keep-server-logs'],
-    shape, pollingInGateways: v['polling-in-gateways'], nats: v.nats, redis: v.redis, storm, stormAtS, stormLatestS: durationS - stormNeedS, stormPath, stormTimeoutMs,
+    shape, pollingInGateways: v['polling-in-gateways'], gateways, dataDir: v['data-dir'], pushRequired, openTimeoutS, pushTimeoutS, nats: v.nats, redis: v.redis, storm, stormAtS, stormLatestS: durationS - stormNeedS, stormPath, stormTimeoutMs,
   };
 }

@@ -2,8 +2,9 @@
  * The load test's result: a JSON-able report built from the samples and the per-second timeline,
  * the targets it is judged by, and the table printed at the end.
  */
+import { pushReport, type PushData, type PushReport } from './pushreport';
 import type { ServerLog } from './server';
-import { avgMax, firstCheckinsEnd, indexesInWindow, latencySummary, outcomeLabel, summarize, type CheckinSummary, type LatencySummary, type SampleBatch } from './stats';
+import { avgMax, firstCheckinsEnd, indexesInWindow, latencySummary, meanIn, meanOver, outcomeLabel, summarize, type CheckinSummary, type LatencySummary, type SampleBatch } from './stats';
 import type { StormCalls } from './storm';
 import type { TunnelCounters, TunnelOpenEvent } from './tunnels';
 
@@ -52,6 +53,9 @@ export interface TimelinePoint {
   /** Storm: the storm agents' tunnels open, and being opened. */
   tunnelsOpen?: number;
   tunnelsOpening?: number;
+  /** Push mode: channels open, and being opened. */
+  pushOpen?: number;
+  pushConnecting?: number;
 }
 
 /** A sampled process as the report names it. */
@@ -60,6 +64,8 @@ export interface ReportProcess {
   pid: number;
   infra?: boolean;
   services?: string;
+  /** A gateway's HTTPS port. */
+  port?: number;
 }
 
 /** Everything the run produced, handed to `buildReport`. */
@@ -84,6 +90,8 @@ export interface RunData {
   counters: { handshakes: number; resumed: number; idleCloses: number; lateTicks: number; messages: Record<string, string> };
   serverLog?: ServerLog;
   storm?: StormData;
+  /** Push mode: its phases and events; the steady state is its idle phase. */
+  push?: PushData;
 }
 
 /** What a tunnel storm produced. */
@@ -156,6 +164,7 @@ export interface Report {
   serverLog?: { lines: number; warnOrWorse: number; expected: number; sample: Array<{ t: number; level: string; msg: string }> };
   portainer: typeof PORTAINER;
   storm?: StormReport;
+  push?: PushReport;
   timeline: TimelinePoint[];
 }
 
@@ -300,18 +309,26 @@ export function buildReport(d: RunData): Report {
   };
   const warmup = warmupOf(d);
   const total = window(0, d.durationS);
-  const steady = window(warmup.seconds, d.durationS);
-  const targets = [
+  // Push mode: the idle phase, every channel open (check-ins are only the binding ones and fallbacks).
+  const idle = d.push?.idle;
+  const steady = d.push ? window(idle?.[0] ?? d.durationS, idle?.[1] ?? d.durationS) : window(warmup.seconds, d.durationS);
+  const push = d.push && pushReport(d.push, d.timeline, d.server.processes, d.endpointIds);
+  const targets = push ? [
+    { name: 'push channels opened', target: `= ${push.agents}`, value: push.open.agentsOpened, pass: push.open.agentsOpened >= push.agents },
+    ...(push.required ? [{
+      name: 'REQUIRED received', target: `= ${push.required.requested}`, value: push.required.requested - push.required.notReached, pass: push.required.notReached === 0,
+    }] : []),
+  ] : [
     { name: 'answered (2xx/304)', target: `>= ${TARGETS.answeredPct} %`, value: steady.answeredPct, pass: steady.answeredPct >= TARGETS.answeredPct },
     { name: 'latency p99', target: `<= ${TARGETS.p99Ms} ms`, value: steady.latencyMs.p99, pass: steady.latencyMs.p99 <= TARGETS.p99Ms },
     { name: 'server CPU (average)', target: `<= ${TARGETS.serverCpuCores} core`, value: steady.serverCpuCores.avg, pass: steady.serverCpuCores.avg <= TARGETS.serverCpuCores },
   ];
 
-  // The last second that missed; the run settled the second after it.
+  // The last second that missed; the run settled the second after it (push mode: not about check-ins).
   const within = d.timeline.filter((p) => p.t <= d.durationS);
   let lastBad = 0;
   for (const p of within) if (p.errors > 0 || !(p.p99 <= TARGETS.p99Ms)) lastBad = p.t;
-  const settledAtS = within.length && lastBad < within[within.length - 1].t ? lastBad : null;
+  const settledAtS = !push && within.length && lastBad < within[within.length - 1].t ? lastBad : null;
 
   const warnings: string[] = [];
   const cpus = Number((d.config as { cpus?: number }).cpus ?? NaN);
@@ -358,7 +375,8 @@ export function buildReport(d: RunData): Report {
     setup: d.setup,
     warmup,
     settledAtS,
-    steadyDefinition: `check-ins started from ${warmup.seconds} s to ${d.durationS} s`
+    steadyDefinition: push ? (idle ? `the idle phase, every push channel open, ${idle[0]}-${idle[1]} s (check-ins: fallbacks of dropped channels only)` : 'no idle phase (the run ended before every channel was open)')
+      : `check-ins started from ${warmup.seconds} s to ${d.durationS} s`
       + (warmup.how === 'fixed' ? ' (warm-up fixed by --warmup)'
         : warmup.capped ? ` (warm-up cut at half the run: not every agent had had a check-in answered${warmup.agentsNeverAnswered ? `, ${warmup.agentsNeverAnswered} agents never had one` : ` until ${warmup.fleetUpS} s`})`
           : ` (warm-up: the ${d.rampS} s ramp${warmup.seconds > d.rampS ? `, extended until every agent had had a check-in answered, plus one ${d.intervalS} s interval` : ''})`),
@@ -381,13 +399,9 @@ export function buildReport(d: RunData): Report {
     },
     portainer: PORTAINER,
     storm: d.storm && stormReport(d, d.storm),
+    push,
     timeline: d.timeline,
   };
-}
-
-/** Mean of a timeline field over the points with t in [from, to]. */
-function meanOver(timeline: readonly TimelinePoint[], from: number, to: number, f: (p: TimelinePoint) => number | undefined): number {
-  return avgMax(timeline.filter((p) => p.t >= from && p.t <= to).map((p) => f(p) ?? NaN)).avg;
 }
 
 export function stormReport(d: RunData, st: StormData): StormReport {
@@ -413,7 +427,7 @@ export function stormReport(d: RunData, st: StormData): StormReport {
   const beforeS: [number, number] = [Math.floor(st.atS ?? fired / 1000) - 4, Math.floor(st.atS ?? fired / 1000)];
   const afterS: [number, number] | null = doneS + 8 <= lastS ? [doneS + 5, doneS + 8] : null;
   const endS: [number, number] = [lastS - 2, lastS];
-  const rss = (w: [number, number] | null, f: (p: TimelinePoint) => number | undefined) => (w ? meanOver(tl, w[0], w[1], f) : NaN);
+  const rss = (w: [number, number] | null, f: (p: TimelinePoint) => number | undefined) => meanIn(tl, w, f);
   const openAfter = rss(afterS, (p) => p.tunnelsOpen);
   const openEnd = rss(endS, (p) => p.tunnelsOpen);
   const perTunnel = (before: number, after: number, n: number) => ((after - before) * 1024) / n;

@@ -29,6 +29,12 @@ function readProcess(pid: number): { ticks: number; rss: number } | undefined {
   }
 }
 
+/** RSS of a process now, MB (NaN when it is gone). */
+export function processRssMB(pid: number): number {
+  const r = readProcess(pid);
+  return r ? r.rss / 1048576 : NaN;
+}
+
 /** Busy, softirq and total jiffies of the whole machine (/proc/stat), all CPUs. */
 function readMachine(): { busy: number; softirq: number; total: number } {
   try {
@@ -179,13 +185,23 @@ export class ProcSampler {
   private readonly tck = clockTicks();
   // /proc/stat's first line sums every CPU of the machine.
   private readonly cpus = os.cpus().length;
-  private last: { at: number; procs: Array<{ ticks: number; rss: number } | undefined>; tester: NodeJS.CpuUsage; machine: { busy: number; softirq: number; total: number }; overflows: number };
+  private last: {
+    at: number; procs: Array<{ ticks: number; rss: number } | undefined>; tester: NodeJS.CpuUsage; children: Map<number, number>;
+    machine: { busy: number; softirq: number; total: number }; overflows: number;
+  };
   private readonly server: boolean;
+  /** The tester's child processes (agents on processes): their CPU and RSS are the tester's too. */
+  private readonly children = new Set<number>();
 
   /** `procs`: the server's processes (summed) and infrastructure ones (reported apart). */
   constructor(private readonly procs: readonly SampledProcess[]) {
     this.server = procs.some((p) => !p.infra);
-    this.last = { at: performance.now(), procs: procs.map((p) => readProcess(p.pid)), tester: process.cpuUsage(), machine: readMachine(), overflows: listenOverflows() };
+    this.last = { at: performance.now(), procs: procs.map((p) => readProcess(p.pid)), tester: process.cpuUsage(), children: new Map(), machine: readMachine(), overflows: listenOverflows() };
+  }
+
+  /** Counts a child process of the tester in the tester's figures from now on. */
+  addTesterProcess(pid: number): void {
+    this.children.add(pid);
   }
 
   /** CPU since the previous call, RSS now. The tester's CPU covers every thread of this process. */
@@ -196,6 +212,17 @@ export class ProcSampler {
     const machine = readMachine();
     const overflows = listenOverflows();
     const wallS = (at - this.last.at) / 1000;
+    // Children: CPU since the previous reading (from their start, for a new one), RSS now.
+    const children = new Map<number, number>();
+    let childCpu = 0;
+    let childRss = 0;
+    for (const pid of this.children) {
+      const r = readProcess(pid);
+      if (!r) continue;
+      children.set(pid, r.ticks);
+      childCpu += (r.ticks - (this.last.children.get(pid) ?? 0)) / this.tck / wallS;
+      childRss += r.rss;
+    }
     const processes = now.map((r, i): ProcessSample => {
       const before = this.last.procs[i];
       return { cpu: r && before ? (r.ticks - before.ticks) / this.tck / wallS : NaN, rss: r ? r.rss : NaN };
@@ -210,15 +237,15 @@ export class ProcSampler {
     const out: ResourceSample = {
       serverCpu: this.server ? serverCpu : NaN,
       serverRss: this.server ? serverRss : NaN,
-      testerCpu: (tester.user + tester.system - this.last.tester.user - this.last.tester.system) / 1e6 / wallS,
-      testerRss: process.memoryUsage.rss(),
+      testerCpu: (tester.user + tester.system - this.last.tester.user - this.last.tester.system) / 1e6 / wallS + childCpu,
+      testerRss: process.memoryUsage.rss() + childRss,
       machineCpu: ((machine.busy - this.last.machine.busy) / (machine.total - this.last.machine.total)) * this.cpus,
       softirqCpu: ((machine.softirq - this.last.machine.softirq) / (machine.total - this.last.machine.total)) * this.cpus,
       cpuPressure: cpuPressure(),
       listenOverflows: overflows - this.last.overflows,
       processes,
     };
-    this.last = { at, procs: now, tester, machine, overflows };
+    this.last = { at, procs: now, tester, children, machine, overflows };
     return out;
   }
 }

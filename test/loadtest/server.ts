@@ -125,13 +125,15 @@ export interface ServerProcess {
 /** The server the load test started: the embedded default, or the distributed shape. */
 export interface LaunchedServer {
   shape: 'embedded' | 'distributed';
-  /** API base URL of each gateway (one, or two in the distributed shape). */
+  /** API base URL of each gateway (one, or `gateways` in the distributed shape); the Edge keys name the first. */
   bases: string[];
   processes: ServerProcess[];
   dataDir: string;
   /** The distributed shape's Moleculer namespace (also its Redis key prefix). */
   namespace?: string;
-  /** Stops every process, removes the data dir (logs included) and the namespace's Redis keys. */
+  /** The data dir is kept (`LaunchOptions.dataDir`), with the ports and namespace a later run reuses. */
+  kept: boolean;
+  /** Stops every process, removes the data dir (logs included; unless kept) and the namespace's Redis keys. */
   stop(): Promise<void>;
 }
 
@@ -143,6 +145,66 @@ export interface LaunchOptions {
   redis?: string;
   /** Distributed shape: polling inside each gateway process rather than in two processes of its own. */
   pollingInGateways?: boolean;
+  /** Distributed shape: gateway processes, each on its own port (default 2). */
+  gateways?: number;
+  /**
+   * Keep the server's data here instead of a temporary dir, with its ports and namespace
+   * (`loadtest-server.json`): a later run on the same dir starts on the same ports, so the Edge
+   * keys of the environments it kept still name them (`--reuse`).
+   */
+  dataDir?: string;
+}
+
+/** What a kept data dir remembers of the server that used it. */
+interface Layout {
+  /** HTTPS ports of the gateways; the first is the API URL in the Edge keys. */
+  ports: number[];
+  tunnelPort: number;
+  namespace: string;
+}
+
+const LAYOUT_FILE = 'loadtest-server.json';
+
+/** Whether nothing listens on 127.0.0.1:port right now. */
+function portFree(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const probe = net.createServer();
+    probe.once('error', () => resolve(false));
+    probe.listen({ port, host: '127.0.0.1', exclusive: true }, () => probe.close(() => resolve(true)));
+  });
+}
+
+/**
+ * The data dir, ports and namespace of a server to start: fresh ones in a temporary dir, or those
+ * a kept dir remembers (ports it lacks, a new gateway's, are picked and remembered).
+ */
+async function layoutFor(o: LaunchOptions, prefix: string, gateways: number): Promise<Layout & { dataDir: string; kept: boolean }> {
+  const taken = new Set<number>();
+  const pick = async () => {
+    let p = await freePort();
+    while (taken.has(p)) p = await freePort();
+    taken.add(p);
+    return p;
+  };
+  if (!o.dataDir) {
+    const ports: number[] = [];
+    for (let i = 0; i < gateways; i++) ports.push(await pick());
+    return { dataDir: tempDataDir(prefix), ports, tunnelPort: await pick(), namespace: uniqueNamespace('lt'), kept: false };
+  }
+  const dataDir = path.resolve(o.dataDir);
+  fs.mkdirSync(dataDir, { recursive: true });
+  const file = path.join(dataDir, LAYOUT_FILE);
+  let known: Partial<Layout> = {};
+  if (fs.existsSync(file)) known = JSON.parse(fs.readFileSync(file, 'utf8')) as Layout;
+  const ports = [...(known.ports ?? [])];
+  for (const p of [...ports, known.tunnelPort ?? 0]) taken.add(p);
+  for (const p of [...ports.slice(0, gateways), known.tunnelPort ?? 0]) {
+    if (p && !(await portFree(p))) throw new Error(`port ${p} of the kept data dir ${dataDir} (${LAYOUT_FILE}) is in use: the environments' Edge keys name it, so the server must listen there again; free it, or use another --data-dir`);
+  }
+  while (ports.length < gateways) ports.push(await pick());
+  const layout: Layout = { ports, tunnelPort: known.tunnelPort || await pick(), namespace: known.namespace || uniqueNamespace('lt') };
+  fs.writeFileSync(file, `${JSON.stringify(layout, null, 1)}\n`);
+  return { ...layout, ports: ports.slice(0, gateways), dataDir, kept: true };
 }
 
 /**
@@ -150,7 +212,8 @@ export interface LaunchOptions {
  * through a pipe the tester reads: a reader lagging behind must not slow the server down.
  */
 function spawnServer(name: string, env: Record<string, string>, o: LaunchOptions, logFile: string): ServerProcess {
-  const out = fs.openSync(logFile, 'a');
+  // A kept data dir holds an earlier run's log: this run's starts afresh.
+  const out = fs.openSync(logFile, 'w');
   const child = spawn(process.execPath, [...o.nodeArgs, MAIN], {
     cwd: ROOT,
     env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/tmp', CAPSTAN_LOG_LEVEL: o.logLevel, ...env },
@@ -227,16 +290,15 @@ async function waitReady(bases: string[], procs: ServerProcess[], timeoutMs: num
 /** Starts the embedded default (every service in one process) on free ports with a temporary data dir. */
 export async function startEmbeddedServer(o: LaunchOptions): Promise<LaunchedServer> {
   if (!fs.existsSync(MAIN)) throw new Error(`${MAIN} is missing: run npm run build first`);
-  const dataDir = tempDataDir('capstan-loadtest-');
-  const port = await freePort();
+  const { dataDir, ports: [port], tunnelPort, kept } = await layoutFor(o, 'capstan-loadtest-', 1);
   const proc = spawnServer('embedded', {
-    CAPSTAN_DATA_DIR: dataDir, CAPSTAN_HOST: '127.0.0.1', CAPSTAN_HTTPS_PORT: String(port), CAPSTAN_TUNNEL_PORT: String(await freePort()),
+    CAPSTAN_DATA_DIR: dataDir, CAPSTAN_HOST: '127.0.0.1', CAPSTAN_HTTPS_PORT: String(port), CAPSTAN_TUNNEL_PORT: String(tunnelPort),
   }, o, path.join(dataDir, 'server.log'));
   const server: LaunchedServer = {
-    shape: 'embedded', bases: [`https://127.0.0.1:${port}`], processes: [proc], dataDir,
+    shape: 'embedded', bases: [`https://127.0.0.1:${port}`], processes: [proc], dataDir, kept,
     async stop() {
       await stopProcess(proc);
-      fs.rmSync(dataDir, { recursive: true, force: true });
+      if (!kept) fs.rmSync(dataDir, { recursive: true, force: true });
     },
   };
   try {
@@ -261,11 +323,15 @@ function reachable(url: string, defaultPort: number): Promise<boolean> {
   });
 }
 
+/** Gateway process names: gateway-a, gateway-b, ... gateway-z, gateway-27, ... */
+export const gatewayName = (i: number): string => `gateway-${i < 26 ? String.fromCharCode(97 + i) : i + 1}`;
+
 /**
  * Starts the distributed shape over NATS, on free ports with a temporary data dir and a namespace
  * of its own: `core` runs state (leader through the Redis lease), rbac, tunnel, snapshots and
- * commands; `polling-1` and `polling-2` the check-ins; `gateway-a` and `gateway-b` the HTTPS API,
- * each on its own port (with `pollingInGateways`, polling runs in each gateway process instead).
+ * commands; `polling-1` and `polling-2` the check-ins; `gateway-a`, `gateway-b`, ... (`gateways`,
+ * default 2) the HTTPS API, each on its own port (with `pollingInGateways`, polling runs in each
+ * gateway process instead).
  */
 export async function startDistributedServer(o: LaunchOptions): Promise<LaunchedServer> {
   if (!fs.existsSync(MAIN)) throw new Error(`${MAIN} is missing: run npm run build first`);
@@ -274,15 +340,13 @@ export async function startDistributedServer(o: LaunchOptions): Promise<Launched
   for (const [what, url, port] of [['NATS', nats, 4222], ['Redis', redis, 6379]] as const) {
     if (!(await reachable(url, port))) throw new Error(`the distributed shape needs ${what} at ${url}: nothing answers there (--${what === 'NATS' ? 'nats' : 'redis'} URL)`);
   }
-  const dataDir = tempDataDir('capstan-loadtest-dist-');
-  const namespace = uniqueNamespace('lt');
-  const [portA, portB, tunnelPort] = [await freePort(), await freePort(), await freePort()];
+  const { dataDir, ports, tunnelPort, namespace, kept } = await layoutFor(o, 'capstan-loadtest-dist-', o.gateways ?? 2);
   const common = {
     CAPSTAN_NAMESPACE: namespace, CAPSTAN_TRANSPORTER: nats, REDIS_URL: redis, CAPSTAN_DATA_DIR: dataDir,
     CAPSTAN_HOST: '127.0.0.1', CAPSTAN_TUNNEL_PORT: String(tunnelPort),
   };
   const logs = path.join(dataDir, 'logs');
-  fs.mkdirSync(logs);
+  fs.mkdirSync(logs, { recursive: true });
   const procs: ServerProcess[] = [];
   const nodes: Record<string, string[]> = {};
   const start = (name: string, env: Record<string, string>) => {
@@ -296,16 +360,15 @@ export async function startDistributedServer(o: LaunchOptions): Promise<Launched
   }
   // Each gateway generates its own self-signed certificate: separate data dirs.
   const gateway = o.pollingInGateways ? 'gateway,polling' : 'gateway';
-  start('gateway-a', { CAPSTAN_SERVICES: gateway, CAPSTAN_HTTPS_PORT: String(portA), CAPSTAN_DATA_DIR: path.join(dataDir, 'gateway-a') });
-  start('gateway-b', { CAPSTAN_SERVICES: gateway, CAPSTAN_HTTPS_PORT: String(portB), CAPSTAN_DATA_DIR: path.join(dataDir, 'gateway-b') });
+  ports.forEach((port, i) => start(gatewayName(i), { CAPSTAN_SERVICES: gateway, CAPSTAN_HTTPS_PORT: String(port), CAPSTAN_DATA_DIR: path.join(dataDir, gatewayName(i)) }));
   const server: LaunchedServer = {
-    shape: 'distributed', bases: [`https://127.0.0.1:${portA}`, `https://127.0.0.1:${portB}`], processes: procs, dataDir, namespace,
+    shape: 'distributed', bases: ports.map((port) => `https://127.0.0.1:${port}`), processes: procs, dataDir, namespace, kept,
     async stop() {
       // Gateways first, so nothing is left calling the services that go away.
-      await Promise.all(procs.filter((p) => p.services === 'gateway').map(stopProcess));
+      await Promise.all(procs.filter((p) => p.services.startsWith('gateway')).map(stopProcess));
       await Promise.all(procs.map(stopProcess));
       await deleteRedisKeys(redis, `${namespace}:*`).catch(() => undefined);
-      fs.rmSync(dataDir, { recursive: true, force: true });
+      if (!kept) fs.rmSync(dataDir, { recursive: true, force: true });
     },
   };
   try {

@@ -32,6 +32,7 @@ interface Env {
   EdgeKey: string;
   EdgeCheckinInterval: number;
   UserTrusted: boolean;
+  Edge?: { AsyncMode?: boolean };
 }
 
 /** A small admin client over one undici pool. */
@@ -119,8 +120,11 @@ export async function provision(client: AdminClient, opts: LoadTestOptions, mode
   let intervalUpdated = 0;
   if (opts.reuse) {
     const found = await listLoadTestEnvironments(client);
-    envs.push(...found.slice(0, opts.agents));
-    log(`reusing ${envs.length} environment(s) named ${NAME_PREFIX}* (${found.length} found)`);
+    // Async environments for --mode async, standard ones otherwise (poll and push).
+    const wantAsync = !!mode.setup.createFields.EdgeAsync;
+    const fit = found.filter((e) => !!e.Edge?.AsyncMode === wantAsync);
+    envs.push(...fit.slice(0, opts.agents));
+    log(`reusing ${envs.length} environment(s) named ${NAME_PREFIX}* (${found.length} found${fit.length < found.length ? `, ${found.length - fit.length} of them ${wantAsync ? 'standard' : 'async'}, not for --mode ${mode.name}` : ''})`);
     const stale = envs.filter((e) => e.EdgeCheckinInterval !== opts.intervalS);
     await pool(stale, opts.concurrency, async (e) => {
       const r = await client.call<Env>('PUT', `/api/endpoints/${e.Id}`, { EdgeCheckinInterval: opts.intervalS });

@@ -249,3 +249,13 @@ export function avgMax(values: readonly number[]): { avg: number; max: number } 
   if (!v.length) return { avg: NaN, max: NaN };
   return { avg: v.reduce((a, b) => a + b, 0) / v.length, max: Math.max(...v) };
 }
+
+/** Mean of `f` over the points with t in [from, to], ignoring NaN; NaN without points. */
+export function meanOver<P extends { t: number }>(points: readonly P[], from: number, to: number, f: (p: P) => number | undefined): number {
+  return avgMax(points.filter((p) => p.t >= from && p.t <= to).map((p) => f(p) ?? NaN)).avg;
+}
+
+/** `meanOver` a window [from, to]; NaN without one. */
+export function meanIn<P extends { t: number }>(points: readonly P[], w: readonly [number, number] | null, f: (p: P) => number | undefined): number {
+  return w ? meanOver(points, w[0], w[1], f) : NaN;
+}

@@ -44,7 +44,8 @@ function classify(err: NodeJS.ErrnoException): string {
   return `error ${code || err.name}`;
 }
 
-function open(url: URL, insecure: boolean, context: tls.SecureContext): Promise<tls.TLSSocket> {
+/** One TLS connection to the URL's host and port, resolved once its handshake is done. */
+export function openTls(url: URL, insecure: boolean, context: tls.SecureContext): Promise<tls.TLSSocket> {
   const host = url.hostname.replace(/^\[|\]$/g, '');
   return new Promise((resolve, reject) => {
     const sock = tls.connect({ host, port: Number(url.port || 443), servername: net.isIP(host) ? undefined : host, rejectUnauthorized: !insecure, secureContext: context });
@@ -80,7 +81,7 @@ export async function fireStorm(o: {
   await Promise.all(Array.from({ length: Math.min(CONNECT_CONCURRENCY, socks.length) }, async () => {
     while (next < socks.length) {
       const i = next++;
-      socks[i] = await open(urls[i % urls.length], o.insecure, context).catch((err: Error) => err);
+      socks[i] = await openTls(urls[i % urls.length], o.insecure, context).catch((err: Error) => err);
     }
   }));
   const connectMs = o.now() - t0;

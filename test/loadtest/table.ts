@@ -1,4 +1,5 @@
 /** The end-of-run table, from a report. */
+import type { PushReport } from './pushreport';
 import { PORTAINER, TARGETS, type Report, type SlowCheckin, type StormReport, type WindowReport } from './report';
 import type { LatencySummary } from './stats';
 
@@ -7,7 +8,7 @@ const counts = (o: Record<string, number>) => Object.entries(o).sort((a, b) => b
 
 /** The end-of-run table. */
 export function renderTable(r: Report): string {
-  const c = r.config as { agents: number; intervalS: number; durationS: number; mode: string; workers: number; shape?: string; pollingInGateways?: boolean };
+  const c = r.config as { agents: number; intervalS: number; durationS: number; mode: string; workers: number; workerKind?: string; rampS?: number; shape?: string; pollingInGateways?: boolean; gateways?: number };
   const rows: Array<[string, (w: WindowReport) => string]> = [
     ['check-ins (started in window)', (w) => String(w.attempted)],
     ['achieved / expected per s', (w) => `${f(w.achievedPerS)} / ${f(w.expectedPerS)}`],
@@ -44,10 +45,11 @@ export function renderTable(r: Report): string {
     const get = (w: WindowReport) => `${f(w.processes![i].cpuCores.avg, 2)} / ${f(w.processes![i].cpuCores.max, 2)} c, ${f(w.processes![i].rssMB.avg, 0)} MB`;
     rows.splice(rows.findIndex(([l]) => l.startsWith('server RSS')) + 1 + i, 0, [label.slice(0, 32), get]);
   });
-  lines.push(`Capstan load test: --mode ${c.mode}${c.shape ? `, --shape ${c.shape}${c.pollingInGateways ? ' --polling-in-gateways' : ''}` : ''}, ${c.agents} agents, interval ${c.intervalS} s, duration ${c.durationS} s, ${c.workers} worker thread(s)`);
+  const shape = c.shape ? `, --shape ${c.shape}${c.shape === 'distributed' ? ` --gateways ${c.gateways ?? 2}` : ''}${c.pollingInGateways ? ' --polling-in-gateways' : ''}` : '';
+  lines.push(`Capstan load test: --mode ${c.mode}${shape}, ${c.agents} agents, interval ${c.intervalS} s, ${r.push ? 'idle phase' : 'duration'} ${c.durationS} s, ${c.workers} worker ${c.workerKind === 'process' ? 'process' : 'thread'}(s)`);
   lines.push(`target ${r.target} (${!r.server.embedded ? 'running server' : r.server.shape === 'distributed' ? 'distributed shape started by the tester' : 'embedded server started by the tester'}; ${r.server.note})`);
   lines.push('');
-  lines.push(`${''.padEnd(w1)}${`steady ${r.steady.fromS}-${r.steady.toS} s`.padEnd(w2)}total ${r.total.fromS}-${r.total.toS} s`);
+  lines.push(`${''.padEnd(w1)}${`${r.push ? 'idle' : 'steady'} ${r.steady.fromS}-${r.steady.toS} s`.padEnd(w2)}total ${r.total.fromS}-${r.total.toS} s`);
   // A long steady value keeps two spaces before the total's.
   for (const [label, get] of rows) lines.push(`${label.padEnd(w1)}${`${get(r.steady)}  `.padEnd(w2)}${get(r.total)}`);
   lines.push('');
@@ -59,11 +61,12 @@ export function renderTable(r: Report): string {
       + (r.serverLog.expected ? ` (${r.serverLog.expected} of them "first snapshot failed": simulated agents open no tunnel for it)` : ''));
   }
   lines.push('');
+  if (r.push) lines.push(...pushLines(r.push, c.rampS ?? NaN), '');
   lines.push(`ramp: every agent's first check-in had ended ${r.warmup.firstCheckinsEndedS} s after the start${r.warmup.agentsWithoutCheckin ? ` (${r.warmup.agentsWithoutCheckin} agents never ended one)` : ''}, `
     + `every agent had had one answered (the fleet was up) ${r.warmup.agentsNeverAnswered ? `never (${r.warmup.agentsNeverAnswered} agents never had one)` : `${r.warmup.fleetUpS} s after the start`}; `
-    + (r.settledAtS === null ? 'the run never settled (its last second missed the p99 target or had errors)' : `settled from ${r.settledAtS} s on (every later second: p99 <= ${TARGETS.p99Ms} ms, no errors)`));
+    + (r.push ? 'push mode: the check-in targets do not apply' : r.settledAtS === null ? 'the run never settled (its last second missed the p99 target or had errors)' : `settled from ${r.settledAtS} s on (every later second: p99 <= ${TARGETS.p99Ms} ms, no errors)`));
   lines.push(`targets, on the steady state: ${r.steadyDefinition}`);
-  for (const t of r.targets) lines.push(`  ${t.name.padEnd(24)}${t.target.padEnd(14)}${f(t.value, t.name.startsWith('answered') ? 3 : 2).padEnd(12)}${t.pass ? 'PASS' : 'FAIL'}`);
+  for (const t of r.targets) lines.push(`  ${t.name.padEnd(24)}${t.target.padEnd(14)}${f(t.value, r.push ? 0 : t.name.startsWith('answered') ? 3 : 2).padEnd(12)}${t.pass ? 'PASS' : 'FAIL'}`);
   lines.push(`result: ${r.pass ? 'PASS' : 'FAIL'}`);
   for (const w of r.warnings) lines.push(`WARNING: ${w}`);
   lines.push('');
@@ -75,6 +78,51 @@ export function renderTable(r: Report): string {
   lines.push(`slowest 0.1 %: ${r.slowest.count} check-ins of ${f(r.slowest.fromMs)} ms or more${r.slowest.count > 10 ? ' (10 slowest)' : ''}`);
   for (const s of r.slowest.items.slice(0, 10)) lines.push(`  ${slowLine(s)}`);
   return lines.join('\n');
+}
+
+const sum = (o: Record<string, number>) => Object.values(o).reduce((a, b) => a + b, 0);
+
+function pushLines(p: PushReport, rampS: number): string[] {
+  const o = p.open;
+  const out = [`push channels: ${o.agentsOpened}/${p.agents} agents opened theirs (first check-ins spread over ${f(rampS, 0)} s)`
+    + (o.allOpenedS === null ? ' (not all)' : `, the last ${f(o.allOpenedS, 1)} s after the start`)
+    + (o.allOpenAtOnceS === null ? '; never all open at once' : `; all open at once from ${f(o.allOpenAtOnceS, 0)} s`)
+    + `; ${o.offered} offered by their check-ins, ${o.reopened} reopened`];
+  out.push(`  opening handshake             TCP + TLS + upgrade p50 ${f(o.handshakeMs.p50, 1)} ms, p99 ${f(o.handshakeMs.p99, 1)} ms, max ${f(o.handshakeMs.max, 0)} ms`);
+  out.push(`  failed openings by kind       ${counts(o.failed)}`);
+  out.push(`  drops by cause                ${counts(o.dropped)}`);
+  for (const [k, m] of Object.entries(o.firstErrors)) out.push(`    first ${k}: ${m.slice(0, 160)}`);
+  out.push(`  messages received by type     ${counts(p.messages)} (status: ${counts(p.statuses)}); ${p.pings} pings answered`);
+  const m = p.memory;
+  out.push(`  server RSS per connection     ${f(m.kbPerConnection, 1)} KB: ${f(m.serverRssBeforeMB, 0)} MB before the agents, ${f(m.serverRssMB, 0)} MB with ${f(m.connections, 0)} open`
+    + (m.windowS ? ` (${m.windowS[0]}-${m.windowS[1]} s)` : ' (no idle phase)'));
+  for (const x of m.processes ?? []) out.push(`    ${x.name.padEnd(28)}${f(x.beforeMB, 0)} -> ${f(x.withMB, 0)} MB over ${f(x.connections, 0)} connections: ${f(x.kbPerConnection, 1)} KB each`);
+  out.push(`  tester RSS                    ${f(m.testerRssMB, 0)} MB (${f(m.testerKBPerConnection, 1)} KB per connection, every tester process)`);
+  const c = p.idleCpu;
+  out.push(`  idle server CPU               ${f(c.serverCores.avg, 3)} cores on average (max ${f(c.serverCores.max, 2)})${c.windowS ? ` over ${c.windowS[0] - 1}-${c.windowS[1]} s` : ''}; tester ${f(c.testerCores, 2)}, machine ${f(c.machineCores, 2)}, others ${f(c.otherCores, 2)}`);
+  for (const x of c.processes ?? []) out.push(`    ${(x.infra ? `(${x.name}, not summed)` : x.name).padEnd(28)}${f(x.cores, 3)} cores`);
+  const q = p.required;
+  if (!q) {
+    out.push('  REQUIRED: not measured (no idle phase, or --push-required 0)');
+    return out;
+  }
+  out.push(`  REQUIRED to ${q.requested} environments at once: ${q.requested} calls (GET ${q.path}) pipelined on ${q.connections} keep-alive connections (opened before, in ${f(q.connectMs / 1000, 1)} s),`
+    + ` written from ${f(q.firedAtS, 1)} s in ${f(q.fireMs, 0)} ms`);
+  out.push(`    received by                 ${q.reached}/${q.requested} agents (${q.viaPush} by push message, ${q.viaPoll} by poll while their channel was down)`
+    + `${q.alreadyRequired ? `, ${q.alreadyRequired} were REQUIRED already (first snapshot)` : ''}${q.notReached ? `; ${q.notReached} whose call asked for the tunnel NEVER` : ''}`);
+  if (q.callsFailed) {
+    out.push(`    calls failed                ${q.callsFailed} before the server required the tunnel (answers below): their agents were never asked`
+      + `${q.reachedOtherwise ? ` (${q.reachedOtherwise} of them got REQUIRED anyway, from a first snapshot; not in the timings)` : ''}`);
+  }
+  const l = q.receivedMs;
+  out.push(`    first call written to       first ${f(l.min, 0)} ms, p50 ${f(l.p50, 0)} ms, p99 ${f(l.p99, 0)} ms, last ${f(l.max, 0)} ms`
+    + (q.allReachedS === null ? ' (not every agent)' : `: every agent had it ${f(q.allReachedS, 2)} s after the first call`));
+  out.push(`    server CPU meanwhile        ${f(q.serverCoreSeconds, 2)} core-s`);
+  out.push(`    calls' answers              ${counts(q.outcomes)} (${sum(q.outcomes)}; they wait for tunnels the simulated agents never open)`);
+  // Error answers carry their cause in the outcome already.
+  for (const [k, msg] of Object.entries(q.messages)) if (!k.includes(':')) out.push(`      first ${k}: ${msg.slice(0, 160)}`);
+  out.push(`  result: ${p.pass ? 'every channel opened and every agent received REQUIRED' : 'FAIL: not every channel opened, or not every agent received REQUIRED'}`);
+  return out;
 }
 
 const lat = (l: LatencySummary) => `p50 ${f(l.p50 / 1000, 2)} s, p99 ${f(l.p99 / 1000, 2)} s, max ${f(l.max / 1000, 2)} s`;

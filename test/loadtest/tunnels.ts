@@ -17,19 +17,13 @@ import { openTunnel, type Tunnel } from '../../agent/tunnel';
 import { decryptCredentials } from '../../shared/protocol';
 import type { RawResponse } from './http1';
 import { AGENT_VERSION } from './modes';
-
-/** The tunnel fields of a check-in reply. */
-interface TunnelFields {
-  status: string;
-  port: number;
-  credentials: string;
-}
+import { ReplyCache, type TunnelFields } from './replies';
 
 interface StormAgent {
   index: number;
   edgeId: string;
   /** Tunnel fields of the last replies by ETag (a 304 stands for the reply it matched). */
-  replies: Map<string, TunnelFields>;
+  replies: ReplyCache;
   tried: Set<string>;
   required: boolean;
   opening: boolean;
@@ -97,7 +91,7 @@ export class TunnelAgents {
       pollSoon: (index: number) => void;
     },
   ) {
-    for (const a of agents) this.agents.set(a.index, { index: a.index, edgeId: a.edgeId, replies: new Map(), tried: new Set(), required: false, opening: false });
+    for (const a of agents) this.agents.set(a.index, { index: a.index, edgeId: a.edgeId, replies: new ReplyCache(), tried: new Set(), required: false, opening: false });
     this.counters = { agents: agents.length, armed: false, opening: 0, open: 0, opened: 0, failed: {}, dropped: 0, closedIdle: 0, served: {} };
   }
 
@@ -143,23 +137,7 @@ export class TunnelAgents {
   onReply(index: number, res: RawResponse): void {
     const a = this.agents.get(index);
     if (!a) return;
-    let fields: TunnelFields | undefined;
-    if (res.status === 200) {
-      try {
-        const o = JSON.parse(res.body.toString('utf8'));
-        fields = { status: String(o.status ?? ''), port: Number(o.port ?? 0), credentials: String(o.credentials ?? '') };
-      } catch {
-        return;
-      }
-      if (res.etag) {
-        a.replies.delete(res.etag);
-        a.replies.set(res.etag, fields);
-        // The agent caches its last 8 replies.
-        while (a.replies.size > 8) a.replies.delete(a.replies.keys().next().value!);
-      }
-    } else if (res.status === 304 && res.etag !== undefined) {
-      fields = a.replies.get(res.etag);
-    }
+    const fields = a.replies.read(res);
     if (!fields || !this.counters.armed) return;
     a.required = fields.status === 'REQUIRED';
     if (!a.required) {
