@@ -1,10 +1,11 @@
 import https from 'node:https';
 import type { IncomingMessage } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import type { Duplex } from 'node:stream';
 import selfsigned from 'selfsigned';
 import WebSocket, { WebSocketServer } from 'ws';
 import type { RawResponse } from './http1';
-import { BACKOFF, backoffDelay, PushAgents } from './push';
+import { BACKOFF, backoffDelay, openingFailure, PushAgents } from './push';
 
 describe('reconnect back-off', () => {
   it('doubles from 1 s to 60 s, each delay in [1/2, 1] of it', () => {
@@ -26,10 +27,16 @@ const until = async (what: () => boolean, ms = 5000) => {
 describe('push agents against a WebSocket server', () => {
   let server: https.Server;
   let port: number;
-  const wss = new WebSocketServer({ noServer: true, handleProtocols: (p) => (p.has('capstan-push.v1') ? 'capstan-push.v1' : false) });
+  /** `noProtocol`: a 101 without the subprotocol the agent asked for. */
+  let noProtocol = false;
+  const wss = new WebSocketServer({ noServer: true, handleProtocols: (p) => (p.has('capstan-push.v1') && !noProtocol ? 'capstan-push.v1' : false) });
   let refuse = false;
   const requests: IncomingMessage[] = [];
   const sockets: WebSocket[] = [];
+  /** The TLS socket under each accepted WebSocket, to break the protocol or end the connection without a close frame. */
+  const raw: Duplex[] = [];
+  /** Close codes the server received. */
+  const closes: number[] = [];
   /** Closed after each test, passed or not. */
   const open: PushAgents[] = [];
   afterEach(async () => {
@@ -44,6 +51,8 @@ describe('push agents against a WebSocket server', () => {
       if (refuse) return void socket.end('HTTP/1.1 503 Service Unavailable\r\nRetry-After: 5\r\nContent-Length: 16\r\n\r\n{"message":"no"}');
       wss.handleUpgrade(req, socket, head, (ws) => {
         sockets.push(ws);
+        raw.push(socket);
+        ws.on('close', (code) => closes.push(code));
         ws.send('{"type":"status","etag":"e1","body":{"status":"IDLE","port":0,"checkin":7,"credentials":"","stacks":[]}}');
         ws.send('{"type":"commands"}');
       });
@@ -124,5 +133,55 @@ describe('push agents against a WebSocket server', () => {
     // An offer that is not an API path is ignored.
     a.onReply(3, offer('https://elsewhere.example/x'));
     expect(a.counters).toMatchObject({ offered: 0, connecting: 0 });
+  });
+
+  it('fails an opening whose 101 lacks the subprotocol, and drops a channel whose server breaks the framing', async () => {
+    refuse = false;
+    noProtocol = true;
+    const { a, calls } = agents();
+    open.push(a);
+    try {
+      a.onReply(3, offer('/api/endpoints/7/edge/push'));
+      await until(() => a.counters.failed.protocol === 1);
+      expect(a.counters.firstErrors.protocol).toBe('Server sent no subprotocol');
+      expect(a.counters.open).toBe(0);
+    } finally {
+      noProtocol = false;
+    }
+    // Its back-off (0.5-1 s) over, it opens; then a frame with a reserved opcode arrives.
+    await until(() => a.counters.open === 1, 3000);
+    raw.at(-1)!.write(Buffer.from([0x83, 0x00]));
+    await until(() => a.counters.dropped.protocol === 1);
+    expect(a.counters).toMatchObject({ open: 0, connecting: 0 });
+    expect(a.counters.firstErrors.protocol).toBe('Server sent no subprotocol');
+    expect(calls).toEqual(['drop 3', 'drop 3', 'suspend 3', 'resume 3']);
+  });
+
+  it('tells a connection that ended without a close frame from a close code, and says going away at the end', async () => {
+    refuse = false;
+    const { a } = agents();
+    open.push(a);
+    a.onReply(3, offer('/api/endpoints/7/edge/push'));
+    await until(() => a.counters.open === 1);
+    raw.at(-1)!.end();
+    await until(() => a.counters.dropped['connection lost'] === 1);
+    await until(() => a.counters.open === 1, 3000);
+    closes.length = 0;
+    await a.close();
+    await until(() => closes.length === 1);
+    expect(closes).toEqual([1001]);
+    // Closed by the tester: not a drop.
+    expect(a.counters.dropped).toEqual({ 'connection lost': 1 });
+  });
+});
+
+describe('failed openings and drops, by kind', () => {
+  it('names timeouts, connections the server ended, and the checks of the 101 that failed', () => {
+    expect(openingFailure(new Error('Opening handshake has timed out'), false)).toBe('timeout');
+    expect(openingFailure(Object.assign(new Error('socket hang up'), { code: 'ECONNRESET' }), true)).toBe('connection closed');
+    expect(openingFailure(Object.assign(new Error('read ECONNRESET'), { code: 'ECONNRESET' }), true)).toBe('connection reset');
+    expect(openingFailure(Object.assign(new Error('connect ECONNREFUSED'), { code: 'ECONNREFUSED' }), false)).toBe('connection refused');
+    expect(openingFailure(Object.assign(new Error('self-signed certificate'), { code: 'DEPTH_ZERO_SELF_SIGNED_CERT' }), false)).toBe('tls');
+    expect(openingFailure(new Error('Server sent no subprotocol'), true)).toBe('protocol');
   });
 });

@@ -1,29 +1,28 @@
 /**
  * The push channel of the simulated agents of one worker (`--mode push`), as agent/push.ts holds
- * it: once a check-in reply offers it (`X-Capstan-Push`), the agent opens the WebSocket to that
- * path on the API URL (subprotocol capstan-push.v1, the check-in headers, no extension, a full TLS
- * handshake like the agent's `ws` client) and stops polling while it is up; when it drops the
- * agent polls at once and reconnects after an exponential back-off with jitter (1 s doubling to
- * 60 s, each delay in [1/2, 1] of that, reset once a connection stayed up for 60 s); a reply
- * without the header stops the reconnecting. Nothing heard for 75 s (2.5 server pings) drops it.
+ * it, on the same `ws` client with the same options: once a check-in reply offers it
+ * (`X-Capstan-Push`), the agent opens the WebSocket to that path on the API URL (subprotocol
+ * capstan-push.v1, the check-in headers, no extension, a full TLS handshake) and stops polling
+ * while it is up; when it drops the agent polls at once and reconnects after an exponential
+ * back-off with jitter (1 s doubling to 60 s, each delay in [1/2, 1] of that, reset once a
+ * connection stayed up for 60 s); a reply without the header stops the reconnecting. Nothing heard
+ * for 75 s (2.5 server pings) drops it.
  *
- * The WebSocket is written and read by hand (websocket.ts) on its own TLS connection; the poll
- * connection is closed when the channel is being opened, so an agent holds one socket, not two
- * (the agent leaves its idle poll connection to the server's keep-alive timeout).
+ * The poll connection is closed when the channel is being opened, so an agent holds one socket,
+ * not two (the agent leaves its idle poll connection to the server's keep-alive timeout).
  *
  * Counted: handshakes and their failures by kind, drops by close code, messages by type, and the
  * times each agent's channel opened and each time its status turned REQUIRED (new credentials) or
  * back, by push message or by poll reply.
  */
-import crypto from 'node:crypto';
 import net from 'node:net';
 import tls from 'node:tls';
+import WebSocket from 'ws';
 import { PUSH_PING_MS, PUSH_SUBPROTOCOL } from '../../shared/contracts/push';
 import { classify, type ReplyObserver } from './fleet';
-import type { HeaderPair, RawResponse } from './http1';
+import type { RawResponse } from './http1';
 import { AGENT_VERSION } from './modes';
-import { ReplyCache } from './replies';
-import { clientFrame, closeCode, FrameError, FrameReader, OP, parsePushMessage, readUpgradeAnswer, upgradeRequest, type Frame } from './websocket';
+import { parsePushMessage, ReplyCache } from './replies';
 
 /** Reconnect back-off, as agent/push.ts. */
 export const BACKOFF = { minMs: 1000, maxMs: 60_000, stableMs: 60_000 };
@@ -58,11 +57,11 @@ interface PushAgent {
   /** The offered path, or undefined while the last reply offered none. */
   path?: string;
   state: State;
-  raw?: net.Socket;
+  ws?: WebSocket;
+  /** The channel's TLS socket (made for ws by `createConnection`), for its errors once open. */
   sock?: tls.TLSSocket;
-  key?: string;
-  head?: Buffer;
-  reader?: FrameReader;
+  /** The TLS handshake of the attempt under way completed. */
+  established: boolean;
   connectStart: number;
   upSince: number;
   lastHeard: number;
@@ -70,12 +69,26 @@ interface PushAgent {
   retry?: NodeJS.Timeout;
   /** The failure of the attempt under way was already counted. */
   failed?: boolean;
-  /** Close code the server sent, if any. */
-  closeCode?: number;
+  /** Why the open channel ended, when the close code does not say: `silent`, `protocol`, a socket error's kind. */
+  cause?: string;
   /** Last status seen (by push or poll): REQUIRED, and with which credentials. */
   required: boolean;
   credentials: string;
   replies: ReplyCache;
+}
+
+/** ws's close code when no close frame came: the connection just ended. */
+const ABNORMAL_CLOSURE = 1006;
+
+/** The failure kind of an opening handshake that ended in an error (`established`: its TLS handshake had completed). */
+export function openingFailure(err: NodeJS.ErrnoException, established: boolean): string {
+  // ws's handshakeTimeout (Node's idle timer on the socket once TCP connected).
+  if (err.message === 'Opening handshake has timed out') return 'timeout';
+  // Node's error (code ECONNRESET) for a connection the server ended before answering: not a reset.
+  if (err.message === 'socket hang up') return 'connection closed';
+  // ws's checks of the 101 (accept key, subprotocol, extensions, Upgrade header) carry no code.
+  if (!err.code) return 'protocol';
+  return classify(err, established);
 }
 
 /** What the push agents of a worker counted so far. */
@@ -121,6 +134,7 @@ export class PushAgents implements ReplyObserver {
   readonly counters: PushCounters;
   private readonly agents = new Map<number, PushAgent>();
   private events: PushEvents = { opens: [], status: [] };
+  /** One for every channel of the worker: Node would build a context (an OpenSSL SSL_CTX) per connection. */
   private readonly secureContext = tls.createSecureContext();
   private readonly sweeper: NodeJS.Timeout;
   private stopped = false;
@@ -144,7 +158,7 @@ export class PushAgents implements ReplyObserver {
   ) {
     for (const a of agents) {
       this.agents.set(a.index, {
-        ...a, state: 'idle', connectStart: 0, upSince: 0, lastHeard: 0, attempt: 0, required: false, credentials: '', replies: new ReplyCache(),
+        ...a, state: 'idle', established: false, connectStart: 0, upSince: 0, lastHeard: 0, attempt: 0, required: false, credentials: '', replies: new ReplyCache(),
       });
     }
     this.counters = { agents: agents.length, offered: 0, queued: 0, connecting: 0, open: 0, opened: 0, openByPort: {}, failed: {}, dropped: {}, messages: {}, statuses: {}, pings: 0, firstErrors: {} };
@@ -208,88 +222,87 @@ export class PushAgents implements ReplyObserver {
     for (const a of this.agents.values()) {
       clearTimeout(a.retry);
       // Going away (1001), then the socket is closed without waiting for the server's answer.
-      if (a.state === 'open') a.sock?.write(clientFrame(OP.close, Buffer.from([0x03, 0xe9])));
-      a.sock?.destroy();
+      if (a.state === 'open') a.ws?.close(1001);
+      a.ws?.terminate();
     }
   }
 
   private connect(a: PushAgent): void {
     this.o.dropPoll(a.index);
     const { host, insecure } = this.o;
-    a.key = crypto.randomBytes(16).toString('base64');
-    a.head = undefined;
-    a.reader = undefined;
     a.failed = false;
-    a.closeCode = undefined;
+    a.established = false;
+    a.cause = undefined;
     a.state = 'connecting';
     a.connectStart = this.o.now();
     this.counters.connecting++;
-    const raw = net.connect({ host, port: a.port, noDelay: true });
-    const sock = tls.connect({ socket: raw, host, servername: net.isIP(host) ? undefined : host, secureContext: this.secureContext, rejectUnauthorized: !insecure });
-    a.raw = raw;
-    a.sock = sock;
-    const hostHeader = `${net.isIPv6(host) ? `[${host}]` : host}:${a.port}`;
-    const headers: HeaderPair[] = [
-      ['Host', hostHeader],
-      ['X-PortainerAgent-EdgeID', a.edgeId],
-      ['Portainer-Agent', AGENT_VERSION],
-      ['Portainer-Agent-Platform', '1'],
-      ['X-PortainerAgent-TimeZone', 'Local'],
-      ['X-PortainerAgent-Update-ID', '0'],
-    ];
-    // Queued by the TLS socket until its handshake is done.
-    sock.write(upgradeRequest(`${a.path}`, a.key, PUSH_SUBPROTOCOL, headers));
-    let established = false;
-    sock.once('secureConnect', () => {
-      established = true;
+    // The options of agent/push.ts (its time zone header is the host's; Go agents without TZ send Local).
+    const ws = new WebSocket(`wss://${net.isIPv6(host) ? `[${host}]` : host}:${a.port}${a.path}`, PUSH_SUBPROTOCOL, {
+      headers: {
+        'X-PortainerAgent-EdgeID': a.edgeId,
+        'Portainer-Agent': AGENT_VERSION,
+        'Portainer-Agent-Platform': '1',
+        'X-PortainerAgent-TimeZone': 'Local',
+        'X-PortainerAgent-Update-ID': '0',
+      },
+      rejectUnauthorized: !insecure,
+      perMessageDeflate: false,
+      handshakeTimeout: HANDSHAKE_TIMEOUT_MS,
+      maxPayload: 1024 * 1024,
+      createConnection: ((opts: tls.ConnectionOptions) => this.tlsSocket(a, opts)) as typeof net.createConnection,
     });
-    sock.on('data', (chunk: Buffer) => {
-      if (a.sock === sock) this.onData(a, chunk);
+    a.ws = ws;
+    ws.on('open', () => this.opened(a));
+    ws.on('message', (data: Buffer, isBinary: boolean) => {
+      a.lastHeard = this.o.now();
+      this.message(a, data, isBinary);
     });
-    const onError = (err: NodeJS.ErrnoException) => {
-      if (a.sock !== sock) return;
-      if (a.state === 'connecting') this.fail(a, classify(err, established), err.message);
-      else if (a.state === 'open') a.closeCode ??= -1;
-      sock.destroy();
-    };
-    raw.on('error', onError);
-    sock.on('error', onError);
-    sock.on('close', () => {
-      if (a.sock === sock) this.closed(a);
+    // ws answers it (autoPong).
+    ws.on('ping', () => {
+      a.lastHeard = this.o.now();
+      this.counters.pings++;
+    });
+    ws.on('unexpected-response', (_req, res) => {
+      // A refused opening (a 503 while polling is not ready, a 403): its status, and the start of its body.
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (d: string) => {
+        if (body.length < 300) body += d;
+      });
+      res.once('close', () => {
+        this.fail(a, `HTTP ${res.statusCode}`, (body.trim() || `${res.statusCode} ${res.statusMessage}`).slice(0, 200));
+        ws.terminate();
+      });
+    });
+    ws.on('error', (err: NodeJS.ErrnoException) => {
+      if (a.ws !== ws || this.stopped) return;
+      if (a.state === 'connecting') return this.fail(a, openingFailure(err, a.established), err.message.slice(0, 200));
+      // Once open, ws reports the server breaking the framing rules (WS_ERR_*), or a failed write.
+      if (err.code?.startsWith('WS_ERR_')) {
+        a.cause = 'protocol';
+        this.counters.firstErrors.protocol ??= err.message;
+      } else a.cause ??= classify(err, true);
+      ws.terminate();
+    });
+    ws.on('close', (code: number) => {
+      if (a.ws === ws) this.closed(a, code);
     });
   }
 
-  private onData(a: PushAgent, chunk: Buffer): void {
-    if (a.state === 'connecting') {
-      const buf = a.head ? Buffer.concat([a.head, chunk]) : chunk;
-      const answer = readUpgradeAnswer(buf, a.key!, PUSH_SUBPROTOCOL);
-      if (!answer) {
-        a.head = buf;
-        return;
-      }
-      a.head = undefined;
-      if (!answer.ok) {
-        this.fail(a, answer.status ? `HTTP ${answer.status}` : 'protocol', answer.reason.slice(0, 200));
-        a.sock?.destroy();
-        return;
-      }
-      this.opened(a);
-      if (!answer.rest.length) return;
-      chunk = answer.rest;
-    }
-    if (a.state !== 'open') return;
-    let frames: Frame[];
-    try {
-      frames = a.reader!.push(chunk);
-    } catch (err) {
-      if (!(err instanceof FrameError)) throw err;
-      this.counters.firstErrors.protocol ??= err.message;
-      a.closeCode = -2;
-      a.sock?.destroy();
-      return;
-    }
-    a.lastHeard = this.o.now();
-    for (const f of frames) this.frame(a, f);
+  /** The channel's TLS socket, as ws's own `tlsConnect` makes it but on the worker's secure context. */
+  private tlsSocket(a: PushAgent, opts: tls.ConnectionOptions): tls.TLSSocket {
+    const { host } = this.o;
+    // `path` is the request's, not an IPC socket path.
+    const sock = tls.connect({ ...opts, path: undefined, servername: net.isIP(host) ? '' : host, secureContext: this.secureContext });
+    a.sock = sock;
+    sock.once('secureConnect', () => {
+      if (a.sock === sock) a.established = true;
+    });
+    // ws ends the channel on a socket error without reporting it: its kind says why the channel dropped.
+    sock.on('error', (err: NodeJS.ErrnoException) => {
+      if (a.sock === sock && a.state === 'open') a.cause ??= classify(err, true);
+    });
+    return sock;
   }
 
   private opened(a: PushAgent): void {
@@ -300,34 +313,22 @@ export class PushAgents implements ReplyObserver {
     this.counters.opened++;
     this.counters.openByPort[a.port] = (this.counters.openByPort[a.port] ?? 0) + 1;
     a.state = 'open';
-    a.reader = new FrameReader();
     a.upSince = now;
     a.lastHeard = now;
     this.events.opens.push(a.index, Math.round(a.connectStart * 10) / 10, Math.round(now * 10) / 10);
     this.o.suspend(a.index);
   }
 
-  private frame(a: PushAgent, f: Frame): void {
+  private message(a: PushAgent, data: Buffer, isBinary: boolean): void {
     const count = (o: Record<string, number>, k: string) => (o[k] = (o[k] ?? 0) + 1);
-    if (f.opcode === OP.text) {
-      const m = parsePushMessage(f.payload.toString('utf8'));
-      count(this.counters.messages, m.type);
-      if (m.status) {
-        count(this.counters.statuses, m.status.status || '(none)');
-        a.replies.remember(m.status.etag, { status: m.status.status, port: 0, credentials: m.status.credentials });
-        this.o.acceptPushed(a.index, m.status.etag, m.status.checkin);
-        this.status(a, m.status.status, m.status.credentials, true);
-      }
-    } else if (f.opcode === OP.binary) {
-      count(this.counters.messages, 'binary');
-    } else if (f.opcode === OP.ping) {
-      this.counters.pings++;
-      a.sock?.write(clientFrame(OP.pong, f.payload));
-    } else if (f.opcode === OP.close) {
-      a.closeCode = closeCode(f.payload);
-      // Echo the close, then the server ends the TCP connection.
-      a.sock?.end(clientFrame(OP.close, f.payload.subarray(0, 2)));
-    }
+    if (isBinary) return void count(this.counters.messages, 'binary');
+    const m = parsePushMessage(data.toString('utf8'));
+    count(this.counters.messages, m.type);
+    if (!m.status) return;
+    count(this.counters.statuses, m.status.status || '(none)');
+    a.replies.remember(m.status.etag, { status: m.status.status, port: 0, credentials: m.status.credentials });
+    this.o.acceptPushed(a.index, m.status.etag, m.status.checkin);
+    this.status(a, m.status.status, m.status.credentials, true);
   }
 
   /** The agent's status changed (or REQUIRED came with new credentials): an event. */
@@ -346,13 +347,11 @@ export class PushAgents implements ReplyObserver {
     this.counters.firstErrors[kind] ??= message;
   }
 
-  private closed(a: PushAgent): void {
+  private closed(a: PushAgent, code: number): void {
     const was = a.state;
     a.state = 'idle';
+    a.ws = undefined;
     a.sock = undefined;
-    a.raw = undefined;
-    a.reader = undefined;
-    a.head = undefined;
     if (was === 'connecting') {
       this.counters.connecting--;
       this.next();
@@ -362,7 +361,8 @@ export class PushAgents implements ReplyObserver {
       this.counters.openByPort[a.port]--;
       // Closed by the tester at the end: not a drop.
       if (this.stopped) return;
-      const cause = a.closeCode === undefined ? 'connection lost' : a.closeCode === -1 ? 'connection reset' : a.closeCode === -2 ? 'protocol' : a.closeCode === -3 ? 'silent' : `close ${a.closeCode}`;
+      // The tester's own verdict first; else the server's close code; else what ended the connection.
+      const cause = a.cause === 'silent' || a.cause === 'protocol' ? a.cause : code !== ABNORMAL_CLOSURE ? `close ${code}` : a.cause ?? 'connection lost';
       this.counters.dropped[cause] = (this.counters.dropped[cause] ?? 0) + 1;
       if (this.o.now() - a.upSince >= BACKOFF.stableMs) a.attempt = 0;
       // Poll again at once.
@@ -379,17 +379,20 @@ export class PushAgents implements ReplyObserver {
     }, delay);
   }
 
-  /** Handshakes over their time, channels silent for too long. */
+  /**
+   * Handshakes over their time (from the start: ws's own timeout only runs once TCP connected),
+   * channels silent for too long. One timer for all, not one per socket.
+   */
   private sweep(): void {
     const now = this.o.now();
     for (const a of this.agents.values()) {
       if (a.state === 'connecting' && now - a.connectStart > HANDSHAKE_TIMEOUT_MS) {
         this.fail(a, 'timeout', `no opening handshake within ${HANDSHAKE_TIMEOUT_MS} ms`);
-        a.sock?.destroy();
+        a.ws?.terminate();
       } else if (a.state === 'open' && now - a.lastHeard > DEAD_AFTER_MS) {
-        a.closeCode = -3;
+        a.cause = 'silent';
         this.counters.firstErrors.silent ??= `nothing from the server for ${DEAD_AFTER_MS} ms`;
-        a.sock?.destroy();
+        a.ws?.terminate();
       }
     }
   }
