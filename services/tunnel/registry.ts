@@ -50,7 +50,8 @@ export function tunnelPortRange(ephemeral: [number, number] | null = readEphemer
   return { min: PORT_MIN, max: PORT_MAX };
 }
 
-function readEphemeralRange(): [number, number] | null {
+/** The kernel's ephemeral port range (`net.ipv4.ip_local_port_range`), or null where it cannot be read. */
+export function readEphemeralRange(): [number, number] | null {
   try {
     const [lo, hi] = fs.readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/).map(Number);
     return Number.isInteger(lo) && Number.isInteger(hi) ? [lo, hi] : null;

@@ -12,6 +12,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
+import { hostLimits, misfit, pushRequiredFor } from './limits';
 import { modeByName } from './modes';
 import { parseOptions, USAGE, type LoadTestOptions } from './options';
 import { Monitor } from './monitor';
@@ -25,19 +26,9 @@ import { fireStorm, type StormCalls } from './storm';
 import { renderTable } from './table';
 import { concatBatches } from './stats';
 import type { WorkerInit } from './worker';
-import { AGENTS_PER_PROCESS, planWorkers, startWorker, type WorkerHandle } from './workers';
+import { planWorkers, startWorker, type WorkerHandle } from './workers';
 
 const log = (line: string) => process.stderr.write(`loadtest: ${line}\n`);
-
-/** Open-file limit of this process (the embedded server inherits it). */
-function openFileLimit(): number {
-  try {
-    const m = /Max open files\s+(\d+|unlimited)/.exec(fs.readFileSync('/proc/self/limits', 'utf8'));
-    return !m || m[1] === 'unlimited' ? Infinity : Number(m[1]);
-  } catch {
-    return Infinity;
-  }
-}
 
 function isLocalHost(host: string): boolean {
   if (host === 'localhost' || host === '127.0.0.1' || host === '::1') return true;
@@ -59,29 +50,15 @@ async function main(): Promise<number> {
     return 2;
   }
   const mode = modeByName(opts.mode);
-  // Each agent holds one socket in the tester process running it; the server process it talks to
-  // holds the other end. A storm adds, per tunnel, its WebSocket and (the server's) its listener,
-  // and per call one API connection.
   const plan = planWorkers(opts.agents, opts.workers, opts.processes);
-  const limit = openFileLimit();
-  const stormFds = 3 * opts.storm;
-  const need = (plan.kind === 'thread' ? opts.agents : plan.perWorker) + stormFds + 512;
-  if (limit < need) {
-    process.stderr.write(`the open-file limit is ${limit}, below the ${need} a tester process of this run needs (one socket per agent${opts.storm ? ', three per storm tunnel' : ''}, ${plan.kind === 'thread' ? `${opts.agents} agents in one process` : `${plan.perWorker} agents in each of ${plan.count} processes`}): run it through npm run loadtest, which raises it with ulimit -n up to the hard limit, or raise it yourself, or spread the agents over more processes (--processes)\n`);
+  const limits = hostLimits();
+  const problem = misfit(opts, plan, limits);
+  if (problem) {
+    process.stderr.write(`${problem}\n`);
     return 2;
   }
-  if (!opts.target) {
-    // The server processes the tester starts inherit its limit (the npm script's ulimit -n, at most the hard limit).
-    const gateways = opts.shape === 'distributed' ? opts.gateways : 1;
-    const perGateway = Math.ceil(opts.agents / gateways) + (opts.shape === 'embedded' ? stormFds : 0) + 1000;
-    if (perGateway > limit) {
-      const suggest = Math.max(2, Math.ceil(opts.agents / AGENTS_PER_PROCESS));
-      process.stderr.write(opts.shape === 'embedded'
-        ? `the embedded server is one process holding one socket per agent: ${opts.agents} agents need about ${perGateway} open files in it, above its open-file limit of ${limit} (inherited from the tester: ulimit -Hn caps it, and it cannot be raised here), so it cannot hold more than about ${limit - 1000} agents. Spread them over gateway processes: --shape distributed --gateways ${suggest}\n`
-        : `each gateway holds one socket per agent it serves: ${opts.agents} agents over ${gateways} gateways need about ${perGateway} open files in each, above the open-file limit of ${limit}: use --gateways ${Math.max(gateways + 1, Math.ceil(opts.agents / (limit - 1000)), suggest)}\n`);
-      return 2;
-    }
-  }
+  const required = mode.push ? pushRequiredFor(opts, limits) : { n: 0 };
+  if (required.note) log(required.note);
 
   let server: LaunchedServer | undefined;
   let client: AdminClient | undefined;
@@ -237,7 +214,7 @@ async function main(): Promise<number> {
 
     const where = `${prov.agents.length} agents on ${nWorkers} worker ${plan.kind === 'process' ? `processes (${Math.ceil(prov.agents.length / nWorkers)} agents each at most)` : 'thread(s)'}${ports.length > 1 ? `, split over ${ports.length} gateways (ports ${ports.join(', ')})` : ''}, first check-ins spread over ${opts.rampS} s`;
     log(mode.push
-      ? `${where}; each opens its push channel when its check-in offers it; idle phase ${opts.durationS} s once every channel is open, then ${opts.pushRequired} environments made REQUIRED at once`
+      ? `${where}; each opens its push channel when its check-in offers it; idle phase ${opts.durationS} s once every channel is open, then ${required.n} environments made REQUIRED at once`
       : `${where}, warm-up ${opts.warmupS === undefined ? 'until every agent has had a check-in answered, plus one interval' : `${opts.warmupS} s`}, run ${opts.durationS} s${opts.storm ? `, tunnel storm of ${stormIds.length} ${opts.stormAtS === undefined ? '10 s after the fleet is up' : `at ${opts.stormAtS} s`}` : ''}`);
     await new Promise((r) => setTimeout(r, Math.max(0, runStartEpochMs - Date.now())));
     const ticker = setInterval(() => monitor.tick(), 1000);
@@ -290,7 +267,7 @@ async function main(): Promise<number> {
     let pushPhases: PushPhases | undefined;
     if (mode.push) {
       pushPhases = await runPushPhases({
-        opts, monitor, agents: prov.agents.length, endpointIds: prov.agents.map((a) => a.endpointId), bases: server ? server.bases : [base], auth,
+        opts, required: required.n, monitor, agents: prov.agents.length, endpointIds: prov.agents.map((a) => a.endpointId), bases: server ? server.bases : [base], auth,
         now: sinceStart, stopped: () => !!failure || interrupted || finished.size > 0, log,
       });
       stopWorkers();
@@ -318,7 +295,7 @@ async function main(): Promise<number> {
     const durationS = push ? Math.max(1, Math.floor(sinceStart() / 1000)) : opts.durationS;
     const report = buildReport({
       startedAt, runStartEpochMs, target: base,
-      config: { ...opts, password: undefined, apiKey: opts.apiKey ? '[set]' : undefined, workers: nWorkers, workerKind: plan.kind, targets: TARGETS, node: process.version, cpus: os.availableParallelism(), openFileLimit: limit },
+      config: { ...opts, pushRequired: mode.push ? required.n : undefined, password: undefined, apiKey: opts.apiKey ? '[set]' : undefined, workers: nWorkers, workerKind: plan.kind, targets: TARGETS, node: process.version, cpus: os.availableParallelism(), openFileLimit: limits.openFiles },
       server: {
         embedded: !!server, shape: server?.shape, pids: processes.filter((p) => !p.infra).map((p) => p.pid),
         processes: processes.map((p) => {

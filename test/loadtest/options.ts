@@ -61,8 +61,11 @@ export interface LoadTestOptions {
   stormPath: string;
   /** A storm call without an answer by then fails. */
   stormTimeoutMs: number;
-  /** Push mode: environments made REQUIRED after the idle phase (default every agent's; 0: none). */
-  pushRequired: number;
+  /**
+   * Push mode: environments made REQUIRED after the idle phase (0: none); undefined: every agent's,
+   * up to the tunnels a server the tester starts can hold at once (limits.ts `pushRequiredFor`).
+   */
+  pushRequired?: number;
   /** Push mode: how long to wait for every channel to open, and for every requested agent to receive REQUIRED, s. */
   openTimeoutS: number;
   pushTimeoutS: number;
@@ -118,7 +121,8 @@ throughput, latency, errors, bytes per check-in and server CPU/RSS against the t
                         ports of their own, the agents split between them (an L4 balancer's job)
   --gateways N          distributed shape: gateway processes, each on its own port, the agents split
                         between them (default 2). One holds a socket per agent: at most about
-                        ${AGENTS_PER_PROCESS} agents each under a 20,000 open-file limit
+                        ${AGENTS_PER_PROCESS} agents each under a 20,000 open-file limit, and about 27,000
+                        (source ports towards one port) under Linux's default ephemeral range
   --polling-in-gateways distributed shape: each gateway process runs polling too (CAPSTAN_SERVICES=
                         gateway,polling), instead of two polling processes: check-ins stay in-process
   --data-dir DIR        keep the started server's data in DIR (created if missing) instead of a
@@ -135,9 +139,11 @@ throughput, latency, errors, bytes per check-in and server CPU/RSS against the t
   --storm-path P        Docker API path of each call (default /_ping; /version also answers)
   --storm-timeout MS    a storm call without an answer by then fails (default 60000)
   --push-required N     --mode push: after the idle phase, N environments (spread over the agents;
-                        default every one, 0: none) are made REQUIRED at once, one Docker API call
-                        each pipelined on --concurrency connections; measured until their agents
-                        received the REQUIRED status by push
+                        0: none) are made REQUIRED at once, one Docker API call each pipelined on
+                        --concurrency connections; measured until their agents received the
+                        REQUIRED status by push. Default: every one, up to the tunnels a server the
+                        tester starts can hold at once (each takes a port of [49152, 65535) outside
+                        the ephemeral range: about 4,300 with Linux's default range)
   --open-timeout S      --mode push: longest wait for every channel to be open before the idle
                         phase starts anyway (default 300)
   --push-timeout S      --mode push: longest wait for every REQUIRED to arrive (default 60)
@@ -240,9 +246,9 @@ export function parseOptions(argv: string[]): LoadTestOptions | 'help' {
   const gateways = v.gateways === undefined ? 2 : int('gateways', v.gateways, 1);
   if (v.gateways !== undefined && shape !== 'distributed') problems.push('--gateways is for --shape distributed (the embedded server is one process)');
   if (v['data-dir'] !== undefined && target) problems.push('--data-dir is for a server the tester starts, not --target');
-  const pushRequired = v['push-required'] === undefined ? agents : int('push-required', v['push-required'], 0);
-  if (!push && v['push-required'] !== undefined) problems.push('--push-required is for --mode push');
-  if (pushRequired > agents) problems.push(`--push-required (${pushRequired}) cannot exceed --agents (${agents})`);
+  const pushRequired = v['push-required'] === undefined ? undefined : int('push-required', v['push-required'], 0);
+  if (!push && pushRequired !== undefined) problems.push('--push-required is for --mode push');
+  if (pushRequired !== undefined && pushRequired > agents) problems.push(`--push-required (${pushRequired}) cannot exceed --agents (${agents})`);
   const openTimeoutS = num('open-timeout', v['open-timeout'], 1);
   const pushTimeoutS = num('push-timeout', v['push-timeout'], 1);
   const storm = int('storm', v.storm, 0);

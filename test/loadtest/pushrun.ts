@@ -25,6 +25,8 @@ export type PushPhases = Pick<PushData, 'requested' | 'allOpenAtS' | 'openTimeou
 
 export async function runPushPhases(o: {
   opts: LoadTestOptions;
+  /** Environments to make REQUIRED after the idle phase (limits.ts `pushRequiredFor`). */
+  required: number;
   monitor: Monitor;
   agents: number;
   endpointIds: number[];
@@ -38,7 +40,7 @@ export async function runPushPhases(o: {
 }): Promise<PushPhases> {
   const { opts, monitor, log } = o;
   const out: PushPhases = {
-    requested: spreadPick(o.agents, opts.pushRequired), allOpenAtS: null, openTimeoutS: opts.openTimeoutS, idle: null, openByPortIdle: {},
+    requested: spreadPick(o.agents, o.required), allOpenAtS: null, openTimeoutS: opts.openTimeoutS, idle: null, openByPortIdle: {},
     requiredTimeoutS: opts.pushTimeoutS,
   };
   const s = (ms: number) => (ms / 1000).toFixed(1);
