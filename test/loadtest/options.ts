@@ -144,8 +144,8 @@ throughput, latency, errors, bytes per check-in and server CPU/RSS against the t
                         REQUIRED status by push. Default: every one, up to the tunnels a server the
                         tester starts can hold at once (each takes a port of [49152, 65535) outside
                         the ephemeral range: about 4,300 with Linux's default range)
-  --open-timeout S      --mode push: longest wait for every channel to be open before the idle
-                        phase starts anyway (default 300)
+  --open-timeout S      --mode push: longest wait, from the start, for every channel to be open
+                        before the idle phase starts anyway (default the ramp + 120 s, at least 300)
   --push-timeout S      --mode push: longest wait for every REQUIRED to arrive (default 60)
 `;
 
@@ -182,7 +182,7 @@ export function parseOptions(argv: string[]): LoadTestOptions | 'help' {
       gateways: { type: 'string' },
       'data-dir': { type: 'string' },
       'push-required': { type: 'string' },
-      'open-timeout': { type: 'string', default: '300' },
+      'open-timeout': { type: 'string' },
       'push-timeout': { type: 'string', default: '60' },
       nats: { type: 'string', default: 'nats://127.0.0.1:4222' },
       redis: { type: 'string', default: 'redis://127.0.0.1:6379' },
@@ -249,7 +249,9 @@ export function parseOptions(argv: string[]): LoadTestOptions | 'help' {
   const pushRequired = v['push-required'] === undefined ? undefined : int('push-required', v['push-required'], 0);
   if (!push && pushRequired !== undefined) problems.push('--push-required is for --mode push');
   if (pushRequired !== undefined && pushRequired > agents) problems.push(`--push-required (${pushRequired}) cannot exceed --agents (${agents})`);
-  const openTimeoutS = num('open-timeout', v['open-timeout'], 1);
+  // The last agents start at the end of the ramp: the wait must outlast it.
+  const openTimeoutS = v['open-timeout'] === undefined ? Math.max(300, Math.ceil(rampS) + 120) : num('open-timeout', v['open-timeout'], 1);
+  if (push && v['open-timeout'] !== undefined && openTimeoutS <= rampS) problems.push(`--open-timeout (${openTimeoutS} s) must be longer than the ramp (${rampS} s): the last agents only start then`);
   const pushTimeoutS = num('push-timeout', v['push-timeout'], 1);
   const storm = int('storm', v.storm, 0);
   const stormNeedS = 2 * intervalS + 5 + 15;
