@@ -15,11 +15,16 @@ export interface PollResponse {
 
 /** Why a poll failed, as the operator needs to read it. */
 export class PollError extends Error {
+  /** The request went out on a kept-alive connection the server had closed: worth one resend. */
+  staleConnection = false;
+
   constructor(message: string, readonly status?: number, options?: { cause?: unknown }) {
     super(message, options);
     this.name = 'PollError';
   }
 }
+
+type Reply = { status: number; etag?: string; push?: string; body: Buffer };
 
 const MAX_ETAGS = 8;
 
@@ -150,7 +155,22 @@ export class Poller {
     }
   }
 
-  private get(url: URL, headers: Record<string, string>): Promise<{ status: number; etag?: string; push?: string; body: Buffer }> {
+  /**
+   * One GET, sent once more on a new connection when the kept-alive one it went out on was closed
+   * by the server without an answer (its idle timeout ran out as the request left; Capstan's
+   * check-in replies do not announce that timeout). Go's client, in Portainer's agent, does the same.
+   */
+  private async get(url: URL, headers: Record<string, string>): Promise<Reply> {
+    try {
+      return await this.request(url, headers);
+    } catch (err) {
+      if (!(err instanceof PollError && err.staleConnection)) throw err;
+      this.log.debug({ err: err.message }, 'kept-alive connection closed by the server; checking in on a new one');
+      return this.request(url, headers);
+    }
+  }
+
+  private request(url: URL, headers: Record<string, string>): Promise<Reply> {
     const mod = url.protocol === 'https:' ? https : http;
     return new Promise((resolve, reject) => {
       const req = mod.request(url, { method: 'GET', headers, agent: this.agent, timeout: Math.max(this.intervalS, 5) * 1000 }, (res) => {
@@ -161,7 +181,11 @@ export class Poller {
         res.on('error', reject);
       });
       req.on('timeout', () => req.destroy(new Error('check-in timed out')));
-      req.on('error', (err) => reject(new PollError(`cannot reach ${url.origin}: ${err.message}`, undefined, { cause: err })));
+      req.on('error', (err: NodeJS.ErrnoException) => {
+        const error = new PollError(`cannot reach ${url.origin}: ${err.message}`, undefined, { cause: err });
+        error.staleConnection = req.reusedSocket && err.code === 'ECONNRESET';
+        reject(error);
+      });
       req.end();
     });
   }

@@ -169,10 +169,14 @@ async function generateSelfSigned(publicUrl: string): Promise<{ cert: string; ke
 
 /**
  * Response headers that belong to the transport: `X-Content-Type-Options: nosniff` on every
- * answer, errors and 404s included (Portainer sends it always).
+ * answer that can carry a body, errors and 404s included (Portainer sends it always). A 304 has
+ * no body to sniff, and a cache that revalidates with it keeps the headers of the response it
+ * stored (RFC 9111 §4.3.4), nosniff included: leaving it off saves 33 of the ~200 bytes of the
+ * agents' most frequent reply, the unchanged check-in.
  */
 export const securityHeaders = fp(async (fastify) => {
-  fastify.addHook('onRequest', async (_request, reply) => {
-    reply.header('x-content-type-options', 'nosniff');
+  fastify.addHook('onSend', (_request, reply, payload, done) => {
+    if (reply.statusCode !== 304) reply.header('x-content-type-options', 'nosniff');
+    done(null, payload);
   });
 }, { name: 'capstan-security-headers', fastify: '5.x' });

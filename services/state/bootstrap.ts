@@ -5,7 +5,7 @@ import { generateTunnelKey, tunnelFingerprint } from '../../shared/crypto';
 import { generateAgentSigningKey } from '../../shared/protocol';
 import { assertSchemaSupported, runMigrations, type Store, type WriteOp } from '../../shared/store';
 import { Repository } from './repository';
-import { CACHED, type Leading } from './actions/context';
+import { CACHED, CHECKINS, type Leading } from './actions/context';
 import { UNASSIGNED_GROUP_ID } from './actions/groups-tags';
 
 /**
@@ -27,6 +27,7 @@ export async function claimLeadership(config: Config, main: Store, audit: Store,
   repo.defineIndex('tags', 'Name');
   repo.defineIndex('users', 'Username');
   repo.defineIndex('apikeys', 'digest');
+  repo.defineNumbers(CHECKINS, 'at');
   await repo.load(CACHED);
 
   const ops: WriteOp[] = [];

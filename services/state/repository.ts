@@ -17,6 +17,8 @@ export class Repository {
   private fenced = false;
   /** collection -> field -> normalised value -> key */
   private readonly indexes = new Map<string, Map<string, Map<string, Key>>>();
+  /** Key-spaces of one-number documents, held as bare numbers (see {@link defineNumbers}). */
+  private readonly numbers = new Map<string, { field: string; values: Map<Key, number> }>();
 
   constructor(private readonly store: Store, readonly fence: number, private readonly onFenced: (err: Error) => void) {}
 
@@ -34,9 +36,32 @@ export class Repository {
     return idx.get(norm(value));
   }
 
+  /**
+   * Declares a cached collection whose documents are `{ [field]: number }` (last check-ins): memory
+   * holds the bare number, so a batch of thousands is applied without a document or a clone each.
+   * Call before `load`; read with {@link number}.
+   */
+  defineNumbers(collection: string, field: string): void {
+    this.numbers.set(collection, { field, values: new Map() });
+  }
+
+  /** The number stored under `key` in a {@link defineNumbers} collection, if any. */
+  number(collection: string, key: Key): number | undefined {
+    const n = this.numbers.get(collection);
+    if (!n) throw new Error(`collection ${collection} holds no numbers`);
+    return n.values.get(key);
+  }
+
   /** Loads the cached collections; sequences resume after the highest stored key or counter. */
   async load(collections: readonly string[]): Promise<void> {
     for (const c of collections) {
+      const numbers = this.numbers.get(c);
+      if (numbers) {
+        for await (const { key, value } of this.store.scan<Doc>(c)) {
+          if (typeof value[numbers.field] === 'number') numbers.values.set(key, value[numbers.field] as number);
+        }
+        continue;
+      }
       const m = new Map<Key, Doc>();
       let max = 0;
       for await (const { key, value } of this.store.scan<Doc>(c)) {
@@ -53,6 +78,11 @@ export class Repository {
   get<T = Doc>(collection: string, key: Key): T | undefined {
     const v = this.coll(collection).get(key);
     return v === undefined ? undefined : (structuredClone(v) as T);
+  }
+
+  /** The live value (no copy), read-only by convention: for reads that keep nothing of it. */
+  peek<T = Doc>(collection: string, key: Key): Readonly<T> | undefined {
+    return this.coll(collection).get(key) as T | undefined;
   }
 
   /** Live values, read-only by convention: callers must not mutate them. */
@@ -110,6 +140,12 @@ export class Repository {
       throw err;
     }
     for (const op of ops) {
+      const numbers = this.numbers.get(op.collection);
+      if (numbers) {
+        if (op.op === 'put') numbers.values.set(op.key, op.value[numbers.field] as number);
+        else numbers.values.delete(op.key);
+        continue;
+      }
       if (op.collection === '_meta' || !this.data.has(op.collection)) continue;
       const m = this.coll(op.collection);
       const old = m.get(op.key);

@@ -4,13 +4,13 @@
  */
 import * as path from 'node:path';
 import { LmdbStore } from './lmdb-store';
-import { MongoStore } from './mongo-store';
 import type { Store } from './types';
 
 export type { Key, ScanRange, Store, WriteOp } from './types';
 export { FENCE_KEY, MAX_KEY_BYTES, META_COLLECTION, SCHEMA_VERSION_KEY } from './types';
 export { LmdbStore, type LmdbStoreOptions } from './lmdb-store';
-export { MongoStore, type MongoStoreOptions } from './mongo-store';
+/** Types only: the adapter (and the MongoDB driver) is loaded by {@link createStores} when asked for. */
+export type { MongoStore, MongoStoreOptions } from './mongo-store';
 export {
   MIGRATIONS, SCHEMA_VERSION, assertSchemaSupported, readSchemaVersion, runMigrations, type Migration,
 } from './migrations';
@@ -33,6 +33,10 @@ export interface StoresConfig {
  */
 export function createStores(config: StoresConfig): { main: Store; audit: Store } {
   if (config.mongodbUrl) {
+    // Loaded here, not at import: the driver costs a process that does not use it about 20 MB of
+    // memory (bson's serialisation buffer, the driver's code).
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    const { MongoStore } = require('./mongo-store') as typeof import('./mongo-store');
     return {
       main: new MongoStore({ url: config.mongodbUrl, database: config.mongodbDatabase }),
       audit: new MongoStore({ url: config.mongodbUrl, database: `${config.mongodbDatabase}_audit` }),

@@ -2,7 +2,10 @@ import { StoreVersionError } from '../errors';
 import { META_COLLECTION, SCHEMA_VERSION_KEY, type Store, type WriteOp } from './types';
 
 /** The schema version this build writes. Bump it together with a new entry in {@link MIGRATIONS}. */
-export const SCHEMA_VERSION = 1;
+export const SCHEMA_VERSION = 2;
+
+/** Environments per commit of {@link moveLastCheckIns}: commits stay small on either engine. */
+const MIGRATION_CHUNK = 500;
 
 /**
  * One step of the schema, from `version - 1` to `version`.
@@ -25,7 +28,32 @@ export const MIGRATIONS: Migration[] = [
     description: 'Initial schema: collections are created on first write, so only the version is recorded',
     up: async () => [],
   },
+  {
+    version: 2,
+    description: 'Last check-ins move out of the environment documents into `checkins` (id → { at }, unix seconds)',
+    up: moveLastCheckIns,
+  },
 ];
+
+/**
+ * Version 2: each environment's `LastCheckInDate` becomes a `checkins` document (when it is set)
+ * and leaves the environment document, both in one commit, so an interrupted run resumes with
+ * the environments it had not reached yet. Names are literal: this is the schema of version 2.
+ */
+async function moveLastCheckIns(store: Store, fence: number): Promise<WriteOp[]> {
+  let ops: WriteOp[] = [];
+  for await (const { key, value } of store.scan('environments')) {
+    if (!Object.hasOwn(value, 'LastCheckInDate')) continue;
+    const { LastCheckInDate: at, ...rest } = value;
+    if (typeof at === 'number' && at > 0) ops.push({ op: 'put', collection: 'checkins', key, value: { at } });
+    ops.push({ op: 'put', collection: 'environments', key, value: rest });
+    if (ops.length >= 2 * MIGRATION_CHUNK) {
+      await store.commit(fence, ops);
+      ops = [];
+    }
+  }
+  return ops;
+}
 
 /** The schema version recorded in the store; 0 for a store never migrated (a fresh one). */
 export async function readSchemaVersion(store: Store): Promise<number> {

@@ -1,5 +1,5 @@
 import { FencedError, StoreVersionError } from '../errors';
-import { SCHEMA_VERSION, assertSchemaSupported, readSchemaVersion, runMigrations, type Migration } from './migrations';
+import { MIGRATIONS, SCHEMA_VERSION, assertSchemaSupported, readSchemaVersion, runMigrations, type Migration } from './migrations';
 import type { Key, ScanRange, Store, WriteOp } from './types';
 
 const put = (collection: string, key: Key, value: Record<string, unknown>): WriteOp => ({ op: 'put', collection, key, value });
@@ -158,6 +158,18 @@ export function storeContract(name: string, make: () => Promise<Store>, cleanup?
       await expect(store.commit(fence, [put('items', 1, { _id: 'mine' })])).rejects.toThrow(/_id/);
     });
 
+    it('rewrites a thousand small documents in one commit (a heartbeat flush)', async () => {
+      const ids = Array.from({ length: 1000 }, (_, i) => i + 1);
+      await store.commit(fence, ids.map((id) => put('checkins', id, { at: 1_700_000_000 })));
+      await store.commit(fence, ids.map((id) => put('checkins', id, { at: 1_700_000_005 + (id % 7) })));
+      await store.commit(fence, [del('checkins', 500), put('checkins', 1001, { at: 1 })]);
+      const entries = await all(store, 'checkins');
+      expect(entries).toHaveLength(1000);
+      expect(entries.map((e) => e.key)).toEqual([...ids.filter((id) => id !== 500), 1001]);
+      expect(entries.slice(0, 3).map((e) => e.value)).toEqual([{ at: 1_700_000_006 }, { at: 1_700_000_007 }, { at: 1_700_000_008 }]);
+      expect(await store.get('checkins', 500)).toBeUndefined();
+    });
+
     it('keeps data and fence across close and reopen', async () => {
       await store.commit(fence, [put('items', 1, { kept: true }), put('items', 'two', { kept: 2 })]);
       await store.close();
@@ -205,6 +217,22 @@ export function storeContract(name: string, make: () => Promise<Store>, cleanup?
         expect(await readSchemaVersion(store)).toBe(3);
         expect(await runMigrations(store, fence, list, 3)).toEqual({ from: 3, to: 3 });
         expect(ran).toEqual([1, 2, 3]);
+      });
+
+      it('version 2 moves last check-ins out of the environment documents, resuming where it stopped', async () => {
+        // A version-1 store whose environments carry their last check-in (0: never checked in).
+        await runMigrations(store, fence, MIGRATIONS, 1);
+        const envs = Array.from({ length: 1203 }, (_, i) => ({ Id: i + 1, Name: `e${i + 1}`, LastCheckInDate: i % 3 ? 1_700_000_000 + i : 0 }));
+        // Environment 2 was moved by an earlier, interrupted run; its check-in document stays as it is.
+        await store.commit(fence, [
+          ...envs.map((e) => put('environments', e.Id, e.Id === 2 ? { Id: 2, Name: 'e2' } : e)),
+          put('checkins', 2, { at: 1_700_000_999 }),
+        ]);
+        expect(await runMigrations(store, fence)).toEqual({ from: 1, to: SCHEMA_VERSION });
+        const environments = await all(store, 'environments');
+        expect(environments.map((e) => e.value)).toEqual(envs.map(({ Id, Name }) => ({ Id, Name })));
+        const expected = envs.filter((e) => e.LastCheckInDate > 0).map((e) => ({ key: e.Id, value: { at: e.Id === 2 ? 1_700_000_999 : e.LastCheckInDate } }));
+        expect(await all(store, 'checkins')).toEqual(expected);
       });
 
       it('does not record a version when the migration is fenced', async () => {

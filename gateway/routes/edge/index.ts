@@ -91,7 +91,13 @@ const edgeRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
     });
     // Untyped: the body is already serialised (the ETag covers those exact bytes).
     const raw = reply as FastifyReply;
-    if (push && (r.status === 200 || r.status === 304)) raw.header(PUSH_HEADER, pushPath(request.params.id));
+    if (r.status === 200 || r.status === 304) {
+      if (push) raw.header(PUSH_HEADER, pushPath(request.params.id));
+      // An HTTP/1.1 connection stays open unless a side says otherwise: `Connection: keep-alive`
+      // and Node's `Keep-Alive: timeout=72` (a hint Go's client, in Portainer's agent, ignores)
+      // are 48 bytes of every reply. Left off only where the connection stays open anyway.
+      if (request.raw.httpVersion === '1.1' && reply.raw.shouldKeepAlive) reply.raw.removeHeader('connection');
+    }
     if (r.status === 200) return raw.header('etag', r.etag).type('application/json').send(r.body);
     if (r.status === 304) return raw.code(304).header('etag', r.etag).send();
     return raw.code(r.status).send(r.error);

@@ -5,7 +5,7 @@ import {
 } from '../../../shared/contracts';
 import { BadRequestError, ForbiddenError, NotFoundError } from '../../../shared/errors';
 import type { WriteOp } from '../../../shared/store';
-import { now, type Leading } from './context';
+import { CHECKINS, lastCheckIn, now, type Leading, type StoredEnvironment } from './context';
 import { getEnvironment } from './environments';
 
 /*
@@ -26,13 +26,16 @@ function nextRev(l: Leading): Revision {
 }
 
 /** The compact view of an Edge environment, stamped with a fresh revision. */
-export function compactOf(l: Leading, e: Environment): EdgeEnvironment {
+export function compactOf(l: Leading, e: Readonly<StoredEnvironment>): EdgeEnvironment {
   return {
     Id: e.Id, EdgeID: e.EdgeID, Type: e.Type, EdgeCheckinInterval: e.EdgeCheckinInterval, AsyncMode: e.Edge.AsyncMode,
     AsyncIntervals: { Ping: e.Edge.PingInterval, Snapshot: e.Edge.SnapshotInterval, Command: e.Edge.CommandInterval },
-    UserTrusted: e.UserTrusted, LastCheckInDate: e.LastCheckInDate, AgentVersion: e.Agent.Version, Rev: nextRev(l),
+    UserTrusted: e.UserTrusted, LastCheckInDate: lastCheckIn(l.repo, e.Id), AgentVersion: e.Agent.Version, Rev: nextRev(l),
   };
 }
+
+/** The write that makes `at` the last check-in of environment `id`. */
+const checkinOp = (id: number, at: number): WriteOp => ({ op: 'put', collection: CHECKINS, key: id, value: { at } });
 
 /**
  * Edge environments (types 4 and 7) for polling to seed its memory: those of `ids`, or a page of
@@ -42,14 +45,14 @@ export function edgeEnvironments(l: Leading, p: EdgeEnvironmentsParams): EdgeEnv
   if (p.ids) {
     const out: EdgeEnvironment[] = [];
     for (const id of p.ids) {
-      const e = l.repo.get<Environment>('environments', id);
+      const e = l.repo.peek<StoredEnvironment>('environments', id);
       if (e && isEdgeType(e.Type)) out.push(compactOf(l, e));
     }
     return out;
   }
   const after = p.afterId ?? 0;
-  const page: Environment[] = [];
-  for (const e of l.repo.values<Environment>('environments')) if (e.Id > after && isEdgeType(e.Type)) page.push(e);
+  const page: StoredEnvironment[] = [];
+  for (const e of l.repo.values<StoredEnvironment>('environments')) if (e.Id > after && isEdgeType(e.Type)) page.push(e);
   page.sort((x, y) => x.Id - y.Id);
   return page.slice(0, p.limit ?? page.length).map((e) => compactOf(l, e));
 }
@@ -61,7 +64,7 @@ export function edgeEnvironments(l: Leading, p: EdgeEnvironmentsParams): EdgeEnv
  */
 export async function bindEdgeId(l: Leading, p: BindEdgeIdParams): Promise<{ environment: EdgeEnvironment; written: boolean }> {
   return l.repo.withLock([`environments:${p.id}`], async () => {
-    const cur = l.repo.get<Environment>('environments', p.id);
+    const cur = l.repo.get<StoredEnvironment>('environments', p.id);
     if (!cur) throw notFound(p.id);
     if (!isEdgeType(cur.Type)) throw new ForbiddenError('Permission denied to access environment', 'Invalid environment type');
     if (cur.EdgeID && cur.EdgeID !== p.edgeId) throw new ForbiddenError('Permission denied to access environment', 'invalid Edge identifier');
@@ -69,29 +72,34 @@ export async function bindEdgeId(l: Leading, p: BindEdgeIdParams): Promise<{ env
     const becomesAsync = !!p.async && !cur.Edge.AsyncMode;
     const written = !cur.EdgeID || cur.Agent.Version !== p.agentVersion || cur.Type !== type || becomesAsync;
     if (!written) return { environment: compactOf(l, cur), written };
-    const next: Environment = {
+    const next: StoredEnvironment = {
       ...cur, EdgeID: cur.EdgeID || p.edgeId, Type: type, Agent: { ...cur.Agent, Version: p.agentVersion },
       Edge: becomesAsync ? { ...cur.Edge, AsyncMode: true } : cur.Edge,
-      // The write happens anyway: persist this check-in with it.
-      LastCheckInDate: Math.max(cur.LastCheckInDate, now()),
     };
-    await l.repo.commit([{ op: 'put', collection: 'environments', key: p.id, value: next }]);
+    // The write happens anyway: persist this check-in with it.
+    await l.repo.commit([
+      { op: 'put', collection: 'environments', key: p.id, value: next },
+      checkinOp(p.id, Math.max(lastCheckIn(l.repo, p.id), now())),
+    ]);
     return { environment: compactOf(l, next), written };
   });
 }
 
-/** Persists a batch of last check-ins in one commit; unknown, non-Edge and older entries are skipped. */
+/**
+ * Persists a batch of last check-ins in one commit of `{ at }` documents, one per environment;
+ * unknown, non-Edge and older entries are skipped. The environment documents are only looked at.
+ */
 export async function recordCheckins(l: Leading, p: RecordCheckinsParams): Promise<{ updated: number }> {
   const latest = new Map<number, number>();
   for (const { id, at } of p.items) latest.set(id, Math.max(latest.get(id) ?? 0, at));
   const horizon = now() + MAX_CLOCK_SKEW_S;
-  // Locks: a concurrent update of the same environment must not be overwritten by this batch.
+  // Locks: a concurrent delete or re-pairing of the same environment must not be undone by this batch.
   return l.repo.withLock([...latest.keys()].map((id) => `environments:${id}`), async () => {
     const ops: WriteOp[] = [];
     for (const [id, at] of latest) {
-      const cur = l.repo.get<Environment>('environments', id);
-      if (!cur || !isEdgeType(cur.Type) || at <= cur.LastCheckInDate || at > horizon) continue;
-      ops.push({ op: 'put', collection: 'environments', key: id, value: { ...cur, LastCheckInDate: at } });
+      const cur = l.repo.peek<StoredEnvironment>('environments', id);
+      if (!cur || !isEdgeType(cur.Type) || at <= lastCheckIn(l.repo, id) || at > horizon) continue;
+      ops.push(checkinOp(id, at));
     }
     if (ops.length) await l.repo.commit(ops);
     return { updated: ops.length };
@@ -101,11 +109,15 @@ export async function recordCheckins(l: Leading, p: RecordCheckinsParams): Promi
 /** Forgets the agent of an Edge environment (`DELETE /api/endpoints/{id}/association`) so another can bind. */
 export async function clearAssociation(l: Leading, id: number): Promise<Environment> {
   await l.repo.withLock([`environments:${id}`], async () => {
-    const cur = l.repo.get<Environment>('environments', id);
+    const cur = l.repo.get<StoredEnvironment>('environments', id);
     if (!cur) throw notFound(id);
     if (!isEdgeType(cur.Type)) throw new BadRequestError('Invalid environment type', { id, Type: cur.Type });
-    const next: Environment = { ...cur, EdgeID: '', Snapshots: [], LastCheckInDate: 0 };
-    await l.repo.commit([{ op: 'put', collection: 'environments', key: id, value: next }, { op: 'delete', collection: 'snapshots', key: id }]);
+    const next: StoredEnvironment = { ...cur, EdgeID: '', Snapshots: [] };
+    await l.repo.commit([
+      { op: 'put', collection: 'environments', key: id, value: next },
+      { op: 'delete', collection: 'snapshots', key: id },
+      { op: 'delete', collection: CHECKINS, key: id },
+    ]);
   });
   return getEnvironment(l, id);
 }
@@ -135,7 +147,7 @@ export async function announceChange(ctx: Context, l: Leading, action: string, p
       await ctx.broadcast(EdgeEvents.settingsChanged, payload);
       return;
     }
-    const e = l.repo.get<Environment>('environments', changed);
+    const e = l.repo.peek<StoredEnvironment>('environments', changed);
     const edge = e && isEdgeType(e.Type) ? compactOf(l, e) : null;
     const payload: EnvironmentChanged = { id: changed, rev: edge?.Rev ?? nextRev(l), edge };
     await ctx.broadcast(EdgeEvents.environmentChanged, payload);

@@ -5,28 +5,29 @@ import {
 import { BadRequestError, ConflictError, NotFoundError } from '../../../shared/errors';
 import { encodeEdgeKey } from '../../../shared/crypto';
 import { RESERVED } from '../repository';
-import { lower, now, settingsOf, type Leading } from './context';
+import { CHECKINS, lastCheckIn, lower, now, settingsOf, type Leading, type StoredEnvironment } from './context';
 
-const isEdge = (e: Environment) => isEdgeType(e.Type);
+const isEdge = (e: StoredEnvironment) => isEdgeType(e.Type);
 
 /** Whether an Edge environment is online by its effective interval (async: the smallest timer). */
-function alive(s: Settings, e: Environment, at: number): boolean {
+function alive(s: Settings, e: StoredEnvironment, last: number, at: number): boolean {
   const own = { Ping: e.Edge.PingInterval, Snapshot: e.Edge.SnapshotInterval, Command: e.Edge.CommandInterval };
   const interval = e.Edge.AsyncMode
     ? asyncHeartbeatInterval(effectiveAsyncIntervals(own, settingsAsyncIntervals(s)))
     : e.EdgeCheckinInterval || s.EdgeAgentCheckinInterval;
-  return isOnline(e.LastCheckInDate, interval, at);
+  return isOnline(last, interval, at);
 }
 
 /** Status as lists show it: for Edge environments, derived from the last check-in. */
-function statusOf(s: Settings, e: Environment, at: number): number {
+function statusOf(l: Leading, s: Settings, e: StoredEnvironment, at: number): number {
   if (!isEdge(e)) return e.Status;
-  return alive(s, e, at) ? EnvironmentStatus.Up : EnvironmentStatus.Down;
+  return alive(s, e, lastCheckIn(l.repo, e.Id), at) ? EnvironmentStatus.Up : EnvironmentStatus.Down;
 }
 
-function withHeartbeat(s: Settings, e: Environment, at: number): Environment {
-  const Status = statusOf(s, e, at);
-  return { ...e, Status, Heartbeat: Status === EnvironmentStatus.Up };
+/** The environment as the API shows it: its last check-in (kept apart from the document) and the status it implies. */
+function withHeartbeat(l: Leading, s: Settings, e: StoredEnvironment, at: number): Environment {
+  const Status = statusOf(l, s, e, at);
+  return { ...e, LastCheckInDate: lastCheckIn(l.repo, e.Id), Status, Heartbeat: Status === EnvironmentStatus.Up };
 }
 
 function checkRefs(l: Leading, groupId: number | undefined, tagIds: number[] | undefined) {
@@ -65,12 +66,12 @@ export async function createEnvironment(l: Leading, p: EnvironmentCreate): Promi
   const out = await l.repo.reserve([nameKey], async () => {
     if (l.repo.findKey('environments', 'Name', name) !== undefined) throw new ConflictError('An environment with the same name already exists', { Name: name });
     const { id, op: seqOp } = l.repo.nextId('environments');
-    const env: Environment = {
+    const env: StoredEnvironment = {
       Id: id, Name: name,
       Type: edge ? EnvironmentType.EdgeAgentOnDocker : p.EndpointCreationType === CreationType.Agent ? EnvironmentType.AgentOnDocker : EnvironmentType.Docker,
       URL: edge ? apiUrl!.origin : p.URL!.trim(), PublicURL: p.PublicURL ?? '', GroupId: groupId, TagIds: [...new Set(p.TagIds ?? [])],
       Status: edge ? EnvironmentStatus.Down : EnvironmentStatus.Up,
-      EdgeID: '', EdgeKey: '', EdgeCheckinInterval: p.EdgeCheckinInterval ?? 0, UserTrusted: true, LastCheckInDate: 0, Heartbeat: false,
+      EdgeID: '', EdgeKey: '', EdgeCheckinInterval: p.EdgeCheckinInterval ?? 0, UserTrusted: true, Heartbeat: false,
       ContainerEngine: p.ContainerEngine ?? 'docker', Agent: { Version: '' },
       Edge: { AsyncMode: !!p.EdgeAsync, PingInterval: p.EdgePingInterval ?? 0, SnapshotInterval: p.EdgeSnapshotInterval ?? 0, CommandInterval: p.EdgeCommandInterval ?? 0 },
       UserAccessPolicies: {}, TeamAccessPolicies: {}, Snapshots: [], CreationDate: now(),
@@ -83,13 +84,13 @@ export async function createEnvironment(l: Leading, p: EnvironmentCreate): Promi
     return env;
   });
   if (out === RESERVED) throw new ConflictError('An environment with the same name is being created', { Name: name });
-  return withHeartbeat(settingsOf(l.repo), out, now());
+  return withHeartbeat(l, settingsOf(l.repo), out, now());
 }
 
 export function getEnvironment(l: Leading, id: number): Environment {
-  const e = l.repo.get<Environment>('environments', id);
+  const e = l.repo.get<StoredEnvironment>('environments', id);
   if (!e) throw new NotFoundError('Unable to find an environment with the specified identifier', { id });
-  return withHeartbeat(settingsOf(l.repo), e, now());
+  return withHeartbeat(l, settingsOf(l.repo), e, now());
 }
 
 const collator = new Intl.Collator('en', { sensitivity: 'base', numeric: true });
@@ -102,7 +103,7 @@ export function listEnvironments(l: Leading, q: EnvironmentQuery & { visibleToUs
   const viewer = q.visibleToUserId;
   const openGroups = viewer === undefined ? undefined
     : new Set([...l.repo.values<Group>('groups')].filter((g) => hasPolicy(g.UserAccessPolicies, viewer)).map((g) => g.Id));
-  const visible = (e: Environment) => viewer === undefined || hasPolicy(e.UserAccessPolicies, viewer) || openGroups!.has(e.GroupId);
+  const visible = (e: StoredEnvironment) => viewer === undefined || hasPolicy(e.UserAccessPolicies, viewer) || openGroups!.has(e.GroupId);
   let available = 0;
   const [groupIds, tagIds, types, ids, statuses] = [q.groupIds, q.tagIds, q.types, q.endpointIds, q.status].map((v) => {
     const list = parseIdList(v);
@@ -111,8 +112,8 @@ export function listEnvironments(l: Leading, q: EnvironmentQuery & { visibleToUs
   const search = q.search?.trim().toLowerCase();
   const groups = search ? new Map([...l.repo.values<Group>('groups')].map((g) => [g.Id, g.Name.toLowerCase()])) : undefined;
   const tags = search ? new Map([...l.repo.values<Tag>('tags')].map((t) => [t.ID, t.Name.toLowerCase()])) : undefined;
-  const items: Environment[] = [];
-  for (const raw of l.repo.values<Environment>('environments')) {
+  const items: StoredEnvironment[] = [];
+  for (const raw of l.repo.values<StoredEnvironment>('environments')) {
     if (!visible(raw)) continue;
     available++;
     if (ids && !ids.has(raw.Id)) continue;
@@ -122,16 +123,17 @@ export function listEnvironments(l: Leading, q: EnvironmentQuery & { visibleToUs
     if (q.edgeAsync !== undefined && raw.Edge.AsyncMode !== q.edgeAsync) continue;
     if (search && !(raw.Name.toLowerCase().includes(search) || raw.URL.toLowerCase().includes(search)
       || groups!.get(raw.GroupId)?.includes(search) || raw.TagIds.some((t) => tags!.get(t)?.includes(search)))) continue;
-    if (statuses && !statuses.has(statusOf(settings, raw, at))) continue;
+    if (statuses && !statuses.has(statusOf(l, settings, raw, at))) continue;
     items.push(raw);
   }
   const dir = q.order === 'desc' ? -1 : 1;
   const key = q.sort ?? 'Id';
-  const cmp: (a: Environment, b: Environment) => number =
+  const last = (e: StoredEnvironment) => lastCheckIn(l.repo, e.Id);
+  const cmp: (a: StoredEnvironment, b: StoredEnvironment) => number =
     key === 'Name' ? (a, b) => collator.compare(a.Name, b.Name)
       : key === 'Group' ? (a, b) => a.GroupId - b.GroupId
-        : key === 'Status' ? (a, b) => statusOf(settings, a, at) - statusOf(settings, b, at)
-          : key === 'LastCheckIn' ? (a, b) => a.LastCheckInDate - b.LastCheckInDate
+        : key === 'Status' ? (a, b) => statusOf(l, settings, a, at) - statusOf(l, settings, b, at)
+          : key === 'LastCheckIn' ? (a, b) => last(a) - last(b)
             : key === 'EdgeID' ? (a, b) => collator.compare(a.EdgeID, b.EdgeID)
               : (a, b) => a.Id - b.Id;
   items.sort((a, b) => dir * cmp(a, b) || a.Id - b.Id);
@@ -140,7 +142,7 @@ export function listEnvironments(l: Leading, q: EnvironmentQuery & { visibleToUs
   // Only the page is copied (items are the leader's live documents). Lists carry the snapshot
   // summary only; raw Docker payloads never leave through a list.
   const out = page.map((raw) => {
-    const e = withHeartbeat(settings, structuredClone(raw), at);
+    const e = withHeartbeat(l, settings, structuredClone(raw), at);
     e.Snapshots = e.Snapshots.map(({ DockerSnapshotRaw: _raw, ...summary }: any) => summary);
     return e;
   });
@@ -149,11 +151,11 @@ export function listEnvironments(l: Leading, q: EnvironmentQuery & { visibleToUs
 
 export async function updateEnvironment(l: Leading, id: number, patch: EnvironmentUpdate): Promise<Environment> {
   return l.repo.withLock([`environments:${id}`], async () => {
-    const cur = l.repo.get<Environment>('environments', id);
+    const cur = l.repo.get<StoredEnvironment>('environments', id);
     if (!cur) throw new NotFoundError('Unable to find an environment with the specified identifier', { id });
     const tagIds = patch.TagIDs ?? patch.TagIds;
     checkRefs(l, patch.GroupID, tagIds);
-    const next: Environment = { ...cur };
+    const next: StoredEnvironment = { ...cur };
     if (patch.Name !== undefined) next.Name = patch.Name.trim();
     if (patch.URL !== undefined && !isEdge(cur)) next.URL = patch.URL;
     if (patch.PublicURL !== undefined) next.PublicURL = patch.PublicURL;
@@ -180,14 +182,16 @@ export async function updateEnvironment(l: Leading, id: number, patch: Environme
       });
       if (r === RESERVED) throw new ConflictError('An environment with the same name is being created', { Name: next.Name });
     } else await write();
-    return withHeartbeat(settingsOf(l.repo), next, now());
+    return withHeartbeat(l, settingsOf(l.repo), next, now());
   });
 }
 
 export async function deleteEnvironment(l: Leading, id: number): Promise<{ Id: number }> {
   return l.repo.withLock([`environments:${id}`], async () => {
     if (!l.repo.get('environments', id)) throw new NotFoundError('Unable to find an environment with the specified identifier', { id });
-    await l.repo.commit([{ op: 'delete', collection: 'environments', key: id }, { op: 'delete', collection: 'snapshots', key: id }]);
+    await l.repo.commit([
+      { op: 'delete', collection: 'environments', key: id }, { op: 'delete', collection: 'snapshots', key: id }, { op: 'delete', collection: CHECKINS, key: id },
+    ]);
     return { Id: id };
   });
 }

@@ -1,8 +1,8 @@
-import type { Environment, Group, GroupCreate, GroupUpdate, Tag, TagCreate } from '../../../shared/contracts';
+import type { Group, GroupCreate, GroupUpdate, Tag, TagCreate } from '../../../shared/contracts';
 import { BadRequestError, ConflictError, ForbiddenError, NotFoundError } from '../../../shared/errors';
 import type { WriteOp } from '../../../shared/store';
 import { RESERVED } from '../repository';
-import type { Leading } from './context';
+import type { Leading, StoredEnvironment } from './context';
 
 /** Group 1, created at bootstrap; environments fall back to it when their group is deleted. */
 export const UNASSIGNED_GROUP_ID = 1;
@@ -19,7 +19,7 @@ export async function createGroup(l: Leading, p: GroupCreate): Promise<Group> {
   const unknown = (p.AssociatedEndpoints ?? []).filter((id) => !l.repo.get('environments', id));
   if (unknown.length) throw new BadRequestError('Invalid environment identifier', { AssociatedEndpoints: unknown });
   const associated = new Set(p.AssociatedEndpoints ?? []);
-  const isAssociated = (e: Environment) => associated.has(e.Id);
+  const isAssociated = (e: StoredEnvironment) => associated.has(e.Id);
   const out = await l.repo.reserve([`groups:name:${name.toLowerCase()}`], () => l.repo.withLock(envLocks(l, isAssociated), async () => {
     if (l.repo.findKey('groups', 'Name', name) !== undefined) throw new ConflictError('A group with the same name already exists', { Name: name });
     const { id, op } = l.repo.nextId('groups');
@@ -60,19 +60,19 @@ export async function updateGroup(l: Leading, id: number, patch: GroupUpdate): P
 }
 
 /** Lock keys of the environments matching `pick`, so rewriting them cannot lose a concurrent update. */
-function envLocks(l: Leading, pick: (e: Environment) => boolean): string[] {
-  return [...l.repo.values<Environment>('environments')].filter(pick).map((e) => `environments:${e.Id}`);
+function envLocks(l: Leading, pick: (e: StoredEnvironment) => boolean): string[] {
+  return [...l.repo.values<StoredEnvironment>('environments')].filter(pick).map((e) => `environments:${e.Id}`);
 }
 
 /** Current copies of the environments matching `pick`, with `change` applied, as put ops. */
-function rewriteEnvs(l: Leading, pick: (e: Environment) => boolean, change: (e: Environment) => Environment): WriteOp[] {
-  return [...l.repo.values<Environment>('environments')].filter(pick)
+function rewriteEnvs(l: Leading, pick: (e: StoredEnvironment) => boolean, change: (e: StoredEnvironment) => StoredEnvironment): WriteOp[] {
+  return [...l.repo.values<StoredEnvironment>('environments')].filter(pick)
     .map((e) => ({ op: 'put', collection: 'environments', key: e.Id, value: change(structuredClone(e)) }));
 }
 
 export async function deleteGroup(l: Leading, id: number): Promise<{ Id: number }> {
   if (id === UNASSIGNED_GROUP_ID) throw new ForbiddenError('Unable to remove the default "Unassigned" group', { id });
-  const inGroup = (e: Environment) => e.GroupId === id;
+  const inGroup = (e: StoredEnvironment) => e.GroupId === id;
   return l.repo.withLock([`groups:${id}`, ...envLocks(l, inGroup)], async () => {
     getGroup(l, id);
     const moves = rewriteEnvs(l, inGroup, (e) => ({ ...e, GroupId: UNASSIGNED_GROUP_ID }));
@@ -85,7 +85,7 @@ export async function deleteGroup(l: Leading, id: number): Promise<{ Id: number 
 export function listTags(l: Leading): Tag[] {
   const tags = [...l.repo.values<{ ID: number; Name: string }>('tags')].map((t) => ({ ID: t.ID, Name: t.Name, Endpoints: {}, EndpointGroups: {} } as Tag));
   const byId = new Map(tags.map((t) => [t.ID, t]));
-  for (const e of l.repo.values<Environment>('environments')) for (const t of e.TagIds) if (byId.has(t)) byId.get(t)!.Endpoints[String(e.Id)] = true;
+  for (const e of l.repo.values<StoredEnvironment>('environments')) for (const t of e.TagIds) if (byId.has(t)) byId.get(t)!.Endpoints[String(e.Id)] = true;
   for (const g of l.repo.values<Group>('groups')) for (const t of g.TagIds) if (byId.has(t)) byId.get(t)!.EndpointGroups[String(g.Id)] = true;
   return tags;
 }
@@ -105,7 +105,7 @@ export async function createTag(l: Leading, p: TagCreate): Promise<Tag> {
 
 /** Deleting a tag also removes it from every environment and group that carried it. */
 export async function deleteTag(l: Leading, id: number): Promise<{ ID: number }> {
-  const tagged = (e: Environment) => e.TagIds.includes(id);
+  const tagged = (e: StoredEnvironment) => e.TagIds.includes(id);
   return l.repo.withLock([`tags:${id}`, ...envLocks(l, tagged)], async () => {
     if (!l.repo.get('tags', id)) throw new NotFoundError('Unable to find a tag with the specified identifier', { id });
     const ops: WriteOp[] = [{ op: 'delete', collection: 'tags', key: id }, ...rewriteEnvs(l, tagged, (e) => ({ ...e, TagIds: e.TagIds.filter((t) => t !== id) }))];

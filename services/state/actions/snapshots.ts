@@ -1,7 +1,7 @@
-import type { Environment, PutSnapshotParams, SnapshotSummary } from '../../../shared/contracts';
+import type { PutSnapshotParams, SnapshotSummary } from '../../../shared/contracts';
 import { BadRequestError, NotFoundError } from '../../../shared/errors';
 import { packSnapshot, summarizeSnapshot, unpackSnapshot, type DockerSnapshot } from '../../../shared/snapshot';
-import type { Leading } from './context';
+import type { Leading, StoredEnvironment } from './context';
 
 /*
  * Snapshots (reference 5.2, 2.7): one record per environment in `snapshots`, overwritten each
@@ -30,7 +30,7 @@ export async function putSnapshot(l: Leading, p: PutSnapshotParams): Promise<{ T
     throw new BadRequestError('The snapshot lacks its Time or its raw section', { id: p.id });
   }
   return l.repo.withLock([`environments:${p.id}`], async () => {
-    const cur = l.repo.get<Environment>('environments', p.id);
+    const cur = l.repo.get<StoredEnvironment>('environments', p.id);
     if (!cur) throw new NotFoundError('Unable to find an environment with the specified identifier', { id: p.id });
     const summary = summarizeSnapshot(docker) as SnapshotSummary;
     const record: SnapshotRecord = { EndpointId: p.id, Docker: docker, Kubernetes: null };
