@@ -107,8 +107,9 @@ describe('CheckinHandler', () => {
       { failed: { name: 'Error', message: 'state is gone' } },
       { status: 404, error: expect.objectContaining({ details: 'environment not found' }) },
     ]);
-    // The pending binding went on: asking again joins it, with no second write.
-    expect((await h.checkin({ ...agent, id: 2, edgeId: 'agent-2' })).status).toBe(200);
+    // The pending binding went on: asking again, waiting this time, joins it with no second write.
+    const [again] = await h.batch([{ ...agent, id: 2, edgeId: 'agent-2' }], carry, true);
+    expect(again).toMatchObject({ status: 200, body: expect.stringContaining('"status":"IDLE"') });
     expect(bind.mock.calls.filter(([p]) => p.id === 2)).toHaveLength(1);
     expect(registry.get(2)!.env.EdgeID).toBe('agent-2');
   });

@@ -42,16 +42,16 @@ export class CheckinHandler {
    * `polling.checkinBatch`: each item answered exactly as `checkin` answers it, its error carried
    * in its place. Items answered from memory settle within microtasks; one that still waits on
    * state one event-loop turn later (a first binding, an unknown id) comes back `pending` and
-   * keeps running here, so it holds up no other item; the gateway asks again for it alone and
-   * joins the binding already in flight.
+   * keeps running here, so it holds up no other item; the gateway asks again for those (`wait`)
+   * and they join the bindings already in flight.
    */
-  async batch(items: CheckinParams[], carry: (err: Error) => CarriedError): Promise<CheckinBatchResult['items']> {
+  async batch(items: CheckinParams[], carry: (err: Error) => CarriedError, wait = false): Promise<CheckinBatchResult['items']> {
     const out: CheckinBatchResult['items'] = new Array(items.length);
     const fail = (i: number) => (err: unknown) => {
       out[i] = { failed: carry(err instanceof Error ? err : new Error(String(err))) };
     };
-    items.forEach((p, i) => void this.checkin(p).then((r) => (out[i] = r), fail(i)));
-    await new Promise((r) => setImmediate(r));
+    const running = items.map((p, i) => this.checkin(p).then((r) => void (out[i] = r), fail(i)));
+    await (wait ? Promise.all(running) : new Promise((r) => setImmediate(r)));
     // A copy: the pending ones still write into `out` when they finish.
     return Array.from(out, (r) => r ?? { pending: true as const });
   }

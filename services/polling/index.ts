@@ -38,7 +38,7 @@ export function pollingService(_config: Config): ServiceSchema {
         handler: async (ctx: Ctx<'polling.checkinBatch'>) => {
           rt.assertReady();
           const regenerator = ctx.broker.errorRegenerator!;
-          const items = await rt.checkins.batch(ctx.params.items, (err) => regenerator.extractPlainError(err));
+          const items = await rt.checkins.batch(ctx.params.items, (err) => regenerator.extractPlainError(err), ctx.params.wait);
           return { node: ctx.broker.nodeID, items };
         },
       },

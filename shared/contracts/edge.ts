@@ -113,6 +113,8 @@ export const CHECKIN_BATCH_MAX = 512;
 /** `polling.checkinBatch` params: check-ins one gateway received at about the same time. */
 export const CheckinBatchParams = Type.Object({
   items: Type.Array(CheckinParams, { minItems: 1, maxItems: CHECKIN_BATCH_MAX }),
+  /** Answer every item, however long it waits on state: none comes back `pending`. */
+  wait: Type.Optional(Type.Boolean()),
 }, { additionalProperties: false });
 export type CheckinBatchParams = Static<typeof CheckinBatchParams>;
 
@@ -135,7 +137,7 @@ export type CarriedError = Static<typeof CarriedError>;
 /**
  * `polling.checkinBatch` result: one item per check-in, in order, each the answer a single
  * `polling.checkin` would have given, the error it would have thrown (`failed`), or `pending`
- * when it waits on state (a first binding): ask `node` again for that one with `polling.checkin`.
+ * when it waits on state (a first binding): ask `node` again for those, with `wait`.
  */
 export const CheckinBatchResult = Type.Object({
   node: Type.String({ description: 'The polling replica that answered' }),

@@ -25,7 +25,8 @@ describe('check-in batches over NATS', () => {
   let gw: TestNode;
   let token: string;
   const ids: number[] = [];
-  const batchSizes: number[] = [];
+  /** Each batch polling received: its size, `w` when asked to wait for every item. */
+  const batches: string[] = [];
 
   beforeAll(async () => {
     core = await startTestNode({ ...shared, dataDir: tempDataDir(), nodeID: `${namespace}-core`, services: ['state', 'rbac', 'tunnel'] });
@@ -40,9 +41,9 @@ describe('check-in batches over NATS', () => {
       ids.push(res.body.Id);
     }
     const original = CheckinHandler.prototype.batch;
-    jest.spyOn(CheckinHandler.prototype, 'batch').mockImplementation(function (this: CheckinHandler, items, carry) {
-      batchSizes.push(items.length);
-      return original.call(this, items, carry);
+    jest.spyOn(CheckinHandler.prototype, 'batch').mockImplementation(function (this: CheckinHandler, items, carry, wait) {
+      batches.push(`${items.length}${wait ? 'w' : ''}`);
+      return original.call(this, items, carry, wait);
     });
   });
   afterAll(async () => {
@@ -58,7 +59,8 @@ describe('check-in batches over NATS', () => {
     const first = await api(gw.url, 'GET', `/api/endpoints/${a}/edge/status`, { headers: { 'X-PortainerAgent-EdgeID': 'agent-a', 'Portainer-Agent': '2.23.0', 'Portainer-Agent-Platform': '1' } });
     expect(first.status).toBe(200);
     const tag = first.headers.etag as string;
-    expect(batchSizes).toEqual([1]);
+    // The first check-in waited on state's binding: asked again, to wait for it.
+    expect(batches).toEqual(['1', '1w']);
 
     const items = [
       agent(a, 'agent-a', { ifNoneMatch: `deadbeef,${tag}` }), // 304
@@ -71,7 +73,8 @@ describe('check-in batches over NATS', () => {
     ];
     const batcher = new CheckinBatcher(gw.node.broker, { windowMs: 50 });
     const batched = await Promise.all(items.map((p) => batcher.checkin(p)));
-    expect(batchSizes.slice(1)).toEqual([items.length]);
+    // Agent b's binding and the unknown id's lookup waited on state: asked again together.
+    expect(batches.slice(2)).toEqual([String(items.length), '2w']);
     expect(batched.map((r) => r.status)).toEqual([304, 200, 403, 200, 404, 400, 403]);
     expect(batched[0].etag).toBe(tag);
     expect(batched[1]).toEqual({ status: 200, etag: tag, body: first.text });
@@ -91,7 +94,7 @@ describe('check-in batches over NATS', () => {
     const batcher = new CheckinBatcher(gw.node.broker, { windowMs: 50 });
     const items = [agent(a, 'agent-a', { ifNoneMatch: tag }), agent(c, 'agent-c'), agent(a, 'agent-a')];
     const settled = await Promise.allSettled(items.map((p) => batcher.checkin(p)));
-    expect(batchSizes.at(-1)).toBe(3);
+    expect(batches.at(-1)).toBe('3');
     expect(settled[0]).toEqual({ status: 'fulfilled', value: { status: 304, etag: tag } });
     expect(settled[2]).toMatchObject({ status: 'fulfilled', value: { status: 200, etag: tag } });
     expect(settled[1].status).toBe('rejected');

@@ -1,20 +1,17 @@
 import type { Errors, ServiceBroker } from 'moleculer';
 import { call, CHECKIN_BATCH_MAX, type CheckinBatchResult, type CheckinParams, type CheckinResult } from '../../../shared/contracts';
 
-/** How long the first check-in of a batch waits for others, by default (ms). */
-export const CHECKIN_BATCH_WINDOW_MS = 2;
-
 /** Options of a {@link CheckinBatcher}. */
 export interface CheckinBatcherOptions {
-  /** How long the first check-in of a batch waits for others (ms); 0: until the end of this event-loop turn. */
-  windowMs?: number;
+  /** How long the first check-in of a batch waits for others (ms, CAPSTAN_CHECKIN_BATCH_MS). */
+  windowMs: number;
   /** Largest batch (at most {@link CHECKIN_BATCH_MAX}); a full batch is sent at once. */
   maxItems?: number;
 }
 
 interface Waiting {
   params: CheckinParams;
-  resolve(r: CheckinResult | Promise<CheckinResult>): void;
+  resolve(r: CheckinResult): void;
   reject(err: unknown): void;
 }
 
@@ -27,13 +24,13 @@ interface Waiting {
  */
 export class CheckinBatcher {
   private queue: Waiting[] = [];
-  private timer: NodeJS.Timeout | NodeJS.Immediate | undefined;
+  private timer: NodeJS.Timeout | undefined;
   private readonly windowMs: number;
   private readonly maxItems: number;
   private readonly regenerator: Errors.Regenerator;
 
-  constructor(private readonly broker: ServiceBroker, opts: CheckinBatcherOptions = {}) {
-    this.windowMs = opts.windowMs ?? CHECKIN_BATCH_WINDOW_MS;
+  constructor(private readonly broker: ServiceBroker, opts: CheckinBatcherOptions) {
+    this.windowMs = opts.windowMs;
     this.maxItems = Math.min(opts.maxItems ?? CHECKIN_BATCH_MAX, CHECKIN_BATCH_MAX);
     this.regenerator = broker.errorRegenerator!;
   }
@@ -43,25 +40,24 @@ export class CheckinBatcher {
     return new Promise((resolve, reject) => {
       this.queue.push({ params, resolve, reject });
       if (this.queue.length >= this.maxItems) this.flush();
-      else if (!this.timer) this.timer = this.windowMs > 0 ? setTimeout(this.flush, this.windowMs) : setImmediate(this.flush);
+      else this.timer ??= setTimeout(this.flush, this.windowMs);
     });
   }
 
   private readonly flush = (): void => {
-    if (this.timer) {
-      clearTimeout(this.timer as NodeJS.Timeout);
-      clearImmediate(this.timer as NodeJS.Immediate);
-      this.timer = undefined;
-    }
+    clearTimeout(this.timer);
+    this.timer = undefined;
     const batch = this.queue;
     this.queue = [];
     if (batch.length) void this.send(batch, true);
   };
 
-  private async send(batch: Waiting[], mayRetry: boolean): Promise<void> {
+  /** Sends one batch; `node`: the replica where its items wait on state, asked to answer them all. */
+  private async send(batch: Waiting[], mayRetry: boolean, node?: string): Promise<void> {
     let res: CheckinBatchResult;
     try {
-      res = await call(this.broker, 'polling.checkinBatch', { items: batch.map((w) => w.params) });
+      const items = batch.map((w) => w.params);
+      res = await call(this.broker, 'polling.checkinBatch', node ? { items, wait: true } : { items }, node ? { nodeID: node } : undefined);
     } catch (err) {
       // The replica holding the batch left (its node was declared gone). Doing a check-in twice
       // is harmless (a heartbeat, an idempotent binding), so the batch goes to another replica
@@ -71,13 +67,16 @@ export class CheckinBatcher {
       for (const w of batch) w.reject(err);
       return;
     }
+    const waiting: Waiting[] = [];
     batch.forEach((w, i) => {
       const r = res.items[i];
-      if (!r) w.reject(new Error(`polling.checkinBatch answered ${res.items.length} of ${batch.length} check-ins`));
+      if (!r || ('pending' in r && node)) w.reject(new Error(`polling.checkinBatch gave no answer for check-in ${i} of ${batch.length}`));
       else if ('failed' in r) w.reject(this.regenerator.restore(r.failed as Errors.PlainMoleculerError, { sender: res.node }));
-      // Waiting on state (a first binding) at that replica: asking it again joins that binding.
-      else if ('pending' in r) w.resolve(call(this.broker, 'polling.checkin', w.params, { nodeID: res.node }));
+      else if ('pending' in r) waiting.push(w);
       else w.resolve(r);
     });
+    // Waiting on state at that replica (first bindings): asked together again, to be answered
+    // there when done; they join the bindings in flight.
+    if (waiting.length) await this.send(waiting, mayRetry, res.node);
   }
 }

@@ -74,7 +74,8 @@ const edgeRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
   // Polling in another process: check-ins travel in batches (see CheckinBatcher). In this process
   // (the embedded default, or polling beside the gateway) a call is a function call; waiting for
   // company would only add delay.
-  const batcher = broker.getLocalService('polling') ? undefined : new CheckinBatcher(broker);
+  const { checkinBatchMs } = fastify.config;
+  const batcher = checkinBatchMs > 0 && !broker.getLocalService('polling') ? new CheckinBatcher(broker, { windowMs: checkinBatchMs }) : undefined;
 
   fastify.get('/endpoints/:id/edge/status', {
     config: { public: true },
