@@ -87,6 +87,7 @@ describe.each([['embedded', false], ['gateway apart over NATS', true]])('edge ch
     expect(res.text).toBe(`${JSON.stringify(IDLE)}\n`);
     expect(res.headers.etag).toBe(etag(res.text));
     expect(res.headers['content-type']).toMatch(/^application\/json/);
+    expect(res.headers['x-capstan-push']).toBe(`/api/endpoints/${envId}/edge/push`);
     // Apart, the gateway sent it in a batch (and again to wait for the binding); embedded, as a call of its own.
     expect(batches).toHaveBeenCalledTimes(split ? 2 : 0);
 
@@ -101,6 +102,7 @@ describe.each([['embedded', false], ['gateway apart over NATS', true]])('edge ch
     let res = await checkin(envId, 'agent-1', { 'If-None-Match': tag });
     expect(res.status).toBe(304);
     expect(res.headers.etag).toBe(tag);
+    expect(res.headers['x-capstan-push']).toBe(`/api/endpoints/${envId}/edge/push`);
     expect(res.text).toBe('');
     res = await checkin(envId, 'agent-1', { 'If-None-Match': `1234abcd,deadbeef,${tag}` });
     expect(res.status).toBe(304);
@@ -114,6 +116,7 @@ describe.each([['embedded', false], ['gateway apart over NATS', true]])('edge ch
       const res = await checkin(envId, 'agent-2');
       expect(res.status).toBe(403);
       expect(res.body).toEqual({ message: 'Permission denied to access environment', details: 'invalid Edge identifier' });
+      expect(res.headers['x-capstan-push']).toBeUndefined();
     }
     // Even with the current ETag: the Edge ID is checked first.
     const tag = (await checkin(envId, 'agent-1')).headers.etag as string;
