@@ -83,4 +83,34 @@ describe('CheckinHandler', () => {
     expect(r).toEqual({ status: 403, error: { message: 'Permission denied to access environment', details: 'invalid Edge identifier' } });
     expect(e.heartbeat).toBe(0);
   });
+
+  it('answers a batch item by item: memory answers at once, an item waiting on state comes back pending, errors stay in place', async () => {
+    const { h, bind, registry } = setup();
+    const bound = await h.checkin(agent);
+    registry.apply(env({ Id: 2, Rev: { fence: 1, seq: 2 } }));
+    registry.apply(env({ Id: 3, Rev: { fence: 1, seq: 3 } }));
+    // State is unreachable for environment 3's binding.
+    const realBind = bind.getMockImplementation()!;
+    bind.mockImplementation(async (p) => (p.id === 3 ? Promise.reject(new Error('state is gone')) : realBind(p)));
+    const carry = (err: Error) => ({ name: err.name, message: err.message });
+    const items = await h.batch([
+      { ...agent, ifNoneMatch: bound.etag },
+      { ...agent, id: 2, edgeId: 'agent-2' },
+      { ...agent, edgeId: 'agent-9' },
+      { ...agent, id: 3, edgeId: 'agent-3' },
+      { ...agent, id: 4 },
+    ], carry);
+    expect(items).toEqual([
+      { status: 304, etag: bound.etag },
+      { pending: true },
+      { status: 403, error: { message: 'Permission denied to access environment', details: 'invalid Edge identifier' } },
+      { failed: { name: 'Error', message: 'state is gone' } },
+      { status: 404, error: expect.objectContaining({ details: 'environment not found' }) },
+    ]);
+    // The pending binding went on: asking again, waiting this time, joins it with no second write.
+    const [again] = await h.batch([{ ...agent, id: 2, edgeId: 'agent-2' }], carry, true);
+    expect(again).toMatchObject({ status: 200, body: expect.stringContaining('"status":"IDLE"') });
+    expect(bind.mock.calls.filter(([p]) => p.id === 2)).toHaveLength(1);
+    expect(registry.get(2)!.env.EdgeID).toBe('agent-2');
+  });
 });

@@ -1,4 +1,4 @@
-import type { BindEdgeIdParams, CheckinParams, CheckinResult, EdgeEnvironment } from '../../shared/contracts';
+import type { BindEdgeIdParams, CarriedError, CheckinBatchResult, CheckinParams, CheckinResult, EdgeEnvironment } from '../../shared/contracts';
 import { AppError } from '../../shared/errors';
 import { edgeTypeOfPlatform, ifNoneMatchHits } from '../../shared/protocol';
 import type { EdgeRegistry, Entry } from './registry';
@@ -36,6 +36,24 @@ export class CheckinHandler {
     const reply = this.deps.registry.reply(admitted.entry);
     if (ifNoneMatchHits(p.ifNoneMatch, reply.etag)) return { status: 304, etag: reply.etag };
     return { status: 200, etag: reply.etag, body: reply.json };
+  }
+
+  /**
+   * `polling.checkinBatch`: each item answered exactly as `checkin` answers it, its error carried
+   * in its place. Items answered from memory settle within microtasks; one that still waits on
+   * state one event-loop turn later (a first binding, an unknown id) comes back `pending` and
+   * keeps running here, so it holds up no other item; the gateway asks again for those (`wait`)
+   * and they join the bindings already in flight.
+   */
+  async batch(items: CheckinParams[], carry: (err: Error) => CarriedError, wait = false): Promise<CheckinBatchResult['items']> {
+    const out: CheckinBatchResult['items'] = new Array(items.length);
+    const fail = (i: number) => (err: unknown) => {
+      out[i] = { failed: carry(err instanceof Error ? err : new Error(String(err))) };
+    };
+    const running = items.map((p, i) => this.checkin(p).then((r) => void (out[i] = r), fail(i)));
+    await (wait ? Promise.all(running) : new Promise((r) => setImmediate(r)));
+    // A copy: the pending ones still write into `out` when they finish.
+    return Array.from(out, (r) => r ?? { pending: true as const });
   }
 
   /**

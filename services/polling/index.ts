@@ -2,7 +2,7 @@ import type { Context, ServiceSchema } from 'moleculer';
 import { Type } from '@sinclair/typebox';
 import type { Config } from '../../shared/config';
 import {
-  AsyncExchangeParams, CheckinParams, EdgeEvents, EnvironmentChanged, HeartbeatsParams, PushIdsParams, PushOpenParams, SetTunnelParams, SettingsChanged,
+  AsyncExchangeParams, CheckinBatchParams, CheckinParams, EdgeEvents, EnvironmentChanged, HeartbeatsParams, PushIdsParams, PushOpenParams, SetTunnelParams, SettingsChanged,
   TunnelChanged, type ActionMap,
 } from '../../shared/contracts';
 import { PollingRuntime } from './runtime';
@@ -27,6 +27,19 @@ export function pollingService(_config: Config): ServiceSchema {
         handler: (ctx: Ctx<'polling.checkin'>) => {
           rt.assertReady();
           return rt.checkins.checkin(ctx.params);
+        },
+      },
+      /**
+       * Many check-ins in one call, from a gateway whose polling is in another process: one
+       * transporter round trip instead of one per check-in. Each item fails or waits on its own.
+       */
+      checkinBatch: {
+        params: CheckinBatchParams,
+        handler: async (ctx: Ctx<'polling.checkinBatch'>) => {
+          rt.assertReady();
+          const regenerator = ctx.broker.errorRegenerator!;
+          const items = await rt.checkins.batch(ctx.params.items, (err) => regenerator.extractPlainError(err), ctx.params.wait);
+          return { node: ctx.broker.nodeID, items };
         },
       },
       /** `POST /api/endpoints/edge/async`: one exchange with an async agent. */

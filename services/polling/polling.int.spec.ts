@@ -1,13 +1,45 @@
+import type { ServiceBroker } from 'moleculer';
 import type { Config } from '../../shared/config';
 import { call } from '../../shared/contracts';
 import { decryptCredentials, etag } from '../../shared/protocol';
 import { api, type ApiResponse } from '../../test/helpers/http';
-import { startTestNode, tempDataDir, type TestNode } from '../../test/helpers/node';
+import { startTestNode, tempDataDir, uniqueNamespace } from '../../test/helpers/node';
 import { Repository } from '../state/repository';
+import { CheckinHandler } from './checkin';
 import { FLUSH_INTERVAL_MS, HeartbeatFlusher } from './flusher';
 
 /** No snapshots service: these agents are raw requests, and a first snapshot would ask them for a tunnel. */
 const CHECKIN_SERVICES: Config['services'] = ['gateway', 'state', 'rbac', 'polling', 'tunnel'];
+const NATS_URL = process.env.NATS_URL ?? 'nats://127.0.0.1:4222';
+
+/** What the tests drive: the HTTPS API and a broker that reaches every service. */
+interface Server {
+  url: string;
+  broker: ServiceBroker;
+  stop(opts?: { keepData?: boolean }): Promise<void>;
+}
+
+/**
+ * The embedded default (a check-in is a function call), or the gateway in a node of its own over
+ * the real NATS server (check-ins travel to polling in `polling.checkinBatch` calls).
+ */
+async function startServer(dataDir: string, split: boolean, namespace: string): Promise<Server> {
+  if (!split) {
+    const n = await startTestNode({ dataDir, namespace, services: CHECKIN_SERVICES });
+    return { url: n.url, broker: n.node.broker, stop: (o) => n.stop(o) };
+  }
+  const shared = { namespace, transporter: NATS_URL, election: 'local' as const };
+  const core = await startTestNode({ ...shared, dataDir, nodeID: `${namespace}-core`, services: CHECKIN_SERVICES.filter((s) => s !== 'gateway') });
+  const gw = await startTestNode({ ...shared, nodeID: `${namespace}-gw`, services: ['gateway'] });
+  await gw.node.broker.waitForServices(['state', 'rbac', 'polling', 'tunnel'], 15_000);
+  return {
+    url: gw.url, broker: gw.node.broker,
+    async stop(o) {
+      await gw.stop();
+      await core.stop(o);
+    },
+  };
+}
 
 jest.setTimeout(90_000);
 
@@ -15,10 +47,12 @@ const ADMIN = { Username: 'admin', Password: 'correct-horse-battery' };
 const IDLE = { status: 'IDLE', port: 0, schedules: [], checkin: 5, credentials: '', stacks: [] };
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-/** Standard-mode Edge check-ins through the real HTTPS route, as a Portainer agent makes them. */
-describe('edge check-ins', () => {
+/** Standard-mode Edge check-ins through the real HTTPS route, as a Portainer agent makes them, in both shapes. */
+describe.each([['embedded', false], ['gateway apart over NATS', true]])('edge check-ins (%s)', (_shape, split) => {
   const dataDir = tempDataDir('capstan-poll-');
-  let n: TestNode;
+  const namespace = uniqueNamespace('poll');
+  let n: Server;
+  let batches: jest.SpyInstance;
   let token: string;
   let envId: number;
 
@@ -35,7 +69,8 @@ describe('edge check-ins', () => {
   const login = async () => (await api(n.url, 'POST', '/api/auth', { body: ADMIN })).body.jwt as string;
 
   beforeAll(async () => {
-    n = await startTestNode({ dataDir, services: CHECKIN_SERVICES });
+    batches = jest.spyOn(CheckinHandler.prototype, 'batch');
+    n = await startServer(dataDir, split, namespace);
     expect((await api(n.url, 'POST', '/api/users/admin/init', { body: ADMIN })).status).toBe(200);
     token = await login();
     envId = await createEdge('site-1');
@@ -52,6 +87,9 @@ describe('edge check-ins', () => {
     expect(res.text).toBe(`${JSON.stringify(IDLE)}\n`);
     expect(res.headers.etag).toBe(etag(res.text));
     expect(res.headers['content-type']).toMatch(/^application\/json/);
+    expect(res.headers['x-capstan-push']).toBe(`/api/endpoints/${envId}/edge/push`);
+    // Apart, the gateway sent it in a batch (and again to wait for the binding); embedded, as a call of its own.
+    expect(batches).toHaveBeenCalledTimes(split ? 2 : 0);
 
     const env = (await api(n.url, 'GET', `/api/endpoints/${envId}`, { token })).body;
     expect(env).toMatchObject({ EdgeID: 'agent-1', Agent: { Version: '2.23.0' }, Type: 4, Heartbeat: true, Status: 1 });
@@ -64,6 +102,7 @@ describe('edge check-ins', () => {
     let res = await checkin(envId, 'agent-1', { 'If-None-Match': tag });
     expect(res.status).toBe(304);
     expect(res.headers.etag).toBe(tag);
+    expect(res.headers['x-capstan-push']).toBe(`/api/endpoints/${envId}/edge/push`);
     expect(res.text).toBe('');
     res = await checkin(envId, 'agent-1', { 'If-None-Match': `1234abcd,deadbeef,${tag}` });
     expect(res.status).toBe(304);
@@ -77,6 +116,7 @@ describe('edge check-ins', () => {
       const res = await checkin(envId, 'agent-2');
       expect(res.status).toBe(403);
       expect(res.body).toEqual({ message: 'Permission denied to access environment', details: 'invalid Edge identifier' });
+      expect(res.headers['x-capstan-push']).toBeUndefined();
     }
     // Even with the current ETag: the Edge ID is checked first.
     const tag = (await checkin(envId, 'agent-1')).headers.etag as string;
@@ -109,9 +149,9 @@ describe('edge check-ins', () => {
 
     const other = await createEdge('site-2');
     // Seeding pages through every Edge environment in id order.
-    const page = await call(n.node.broker, 'state.edgeEnvironments', { afterId: 0, limit: 1 });
+    const page = await call(n.broker, 'state.edgeEnvironments', { afterId: 0, limit: 1 });
     expect(page.map((e) => e.Id)).toEqual([envId]);
-    expect((await call(n.node.broker, 'state.edgeEnvironments', { afterId: envId, limit: 5 })).map((e) => e.Id)).toEqual([other]);
+    expect((await call(n.broker, 'state.edgeEnvironments', { afterId: envId, limit: 5 })).map((e) => e.Id)).toEqual([other]);
     expect((await checkin(other, 'agent-x')).body.checkin).toBe(5);
     expect((await api(n.url, 'PUT', '/api/settings', { token, body: { EdgeAgentCheckinInterval: 10 } })).status).toBe(200);
     expect((await checkin(other, 'agent-x')).body.checkin).toBe(10);
@@ -126,7 +166,7 @@ describe('edge check-ins', () => {
   });
 
   it('says REQUIRED with credentials only the bound agent can decrypt when the tunnel service asks', async () => {
-    const broker = n.node.broker;
+    const broker = n.broker;
     await call(broker, 'polling.setTunnel', { id: envId, status: 'REQUIRED', port: 51234, credentials: 'AbCd1234:pAsS5678' });
     const res = await checkin(envId, 'agent-1');
     expect(res.status).toBe(200);
@@ -141,7 +181,7 @@ describe('edge check-ins', () => {
 
   it('shows live heartbeats in lists before they are flushed, then persists them in batches', async () => {
     const flush = jest.spyOn(HeartbeatFlusher.prototype, 'flush').mockResolvedValue(undefined);
-    const stored = () => call(n.node.broker, 'state.getEnvironment', { id: envId });
+    const stored = () => call(n.broker, 'state.getEnvironment', { id: envId });
     const t0 = (await stored()).LastCheckInDate;
     while (Math.floor(Date.now() / 1000) <= t0) await sleep(100);
     expect((await checkin(envId, 'agent-1')).status).toBe(200);
@@ -159,7 +199,7 @@ describe('edge check-ins', () => {
     expect((await stored()).LastCheckInDate).toBe(listed.LastCheckInDate);
 
     await n.stop({ keepData: true });
-    n = await startTestNode({ dataDir, services: CHECKIN_SERVICES });
+    n = await startServer(dataDir, split, namespace);
     token = await login();
     const env = (await api(n.url, 'GET', `/api/endpoints/${envId}`, { token })).body;
     expect(env.LastCheckInDate).toBe(listed.LastCheckInDate);

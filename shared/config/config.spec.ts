@@ -17,6 +17,13 @@ describe('loadConfig', () => {
     expect(() => loadConfig({ CAPSTAN_PUSH: 'maybe' })).toThrow(/CAPSTAN_PUSH: expected 1 or 0/);
   });
 
+  it('batches check-ins for a remote polling replica for 2 ms unless CAPSTAN_CHECKIN_BATCH_MS says otherwise (0: never)', () => {
+    expect(loadConfig({}).checkinBatchMs).toBe(2);
+    expect(loadConfig({ CAPSTAN_CHECKIN_BATCH_MS: '0' }).checkinBatchMs).toBe(0);
+    expect(() => loadConfig({ CAPSTAN_CHECKIN_BATCH_MS: '1.5' })).toThrow(/CAPSTAN_CHECKIN_BATCH_MS: expected an integer/);
+    expect(() => loadConfig({ CAPSTAN_CHECKIN_BATCH_MS: '500' })).toThrow(/checkinBatchMs/);
+  });
+
   it('elects through Redis by default once a transporter is set', () => {
     expect(loadConfig({ CAPSTAN_TRANSPORTER: 'nats://127.0.0.1:4222' }).election).toBe('redis');
   });

@@ -35,6 +35,8 @@ export const ConfigSchema = Type.Object({
   authRateWindowMs: Type.Integer({ minimum: 1000 }),
   /** CAPSTAN_PUSH: offer the push channel to Capstan agents. */
   push: Type.Boolean(),
+  /** CAPSTAN_CHECKIN_BATCH_MS: how long a gateway gathers check-ins for a polling replica in another process (0: one call each). */
+  checkinBatchMs: Type.Integer({ minimum: 0, maximum: 100 }),
   logLevel: Type.Union(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map((l) => Type.Literal(l))),
 });
 export type Config = Readonly<Static<typeof ConfigSchema>>;
@@ -64,6 +66,7 @@ export const CONFIG_KEYS: ReadonlyArray<{ key: string; default: string; descript
   { key: 'CAPSTAN_AUTH_RATE_LIMIT', default: '10', description: 'Sign-in attempts allowed per client address per window (429 above).' },
   { key: 'CAPSTAN_AUTH_RATE_WINDOW_MS', default: '60000', description: 'Window of CAPSTAN_AUTH_RATE_LIMIT.' },
   { key: 'CAPSTAN_PUSH', default: '1', description: 'Offer the push channel (README "Push channel") to Capstan agents: 1 or 0. With 0 check-ins carry no X-Capstan-Push header and agents keep polling.' },
+  { key: 'CAPSTAN_CHECKIN_BATCH_MS', default: '2', description: 'A gateway whose polling runs in another process sends it the check-ins of this many milliseconds in one call (0: one call per check-in). Longer windows cost check-ins latency and save CPU in the gateway, polling and NATS.' },
   { key: 'CAPSTAN_LOG_LEVEL', default: 'info', description: 'pino log level: fatal, error, warn, info, debug, trace, silent.' },
 ];
 
@@ -131,6 +134,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
     authRateLimit: int(env, 'CAPSTAN_AUTH_RATE_LIMIT', 10, problems),
     authRateWindowMs: int(env, 'CAPSTAN_AUTH_RATE_WINDOW_MS', 60000, problems),
     push: flag(env, 'CAPSTAN_PUSH', true, problems),
+    checkinBatchMs: int(env, 'CAPSTAN_CHECKIN_BATCH_MS', 2, problems),
     logLevel: env.CAPSTAN_LOG_LEVEL || 'info',
     ...overrides,
   };

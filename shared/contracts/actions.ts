@@ -4,7 +4,7 @@ import type { Group, GroupCreate, GroupUpdate, Tag, TagCreate } from './groups-t
 import type { Settings, SettingsUpdate } from './settings';
 import type { ApiKey, ApiKeyCreated, ApiKeyRecord, Credentials, Principal, Session, User, UserCreate, UserRecord } from './users';
 import type { LeaderInfo, SystemStatus } from './system';
-import type { BindEdgeIdParams, CheckinParams, CheckinResult, EdgeEnvironment, EdgeEnvironmentsParams, Heartbeat, RecordCheckinsParams, SetTunnelParams } from './edge';
+import type { BindEdgeIdParams, CheckinBatchParams, CheckinBatchResult, CheckinParams, CheckinResult, EdgeEnvironment, EdgeEnvironmentsParams, Heartbeat, RecordCheckinsParams, SetTunnelParams } from './edge';
 import type {
   AckParams, AckResult, AckUntilTimestampParams, BatchCommandsParams, BatchCommandsResult, CommandBatch, CommandBatchRecord, CommandRecord, CommandsQueueParams,
   CommandsQueueResult, DeliveredParams, ListCommandsParams, PendingCommandsParams, PendingCommandsResult, PendingParams, PendingResult, QueueCommandsParams,
@@ -84,6 +84,8 @@ export interface ActionMap {
 
   // polling: edge check-ins answered from memory.
   'polling.checkin': A<CheckinParams, CheckinResult>;
+  /** Many check-ins in one call (a gateway whose polling is remote gathers them): one answer or carried error per item, in order. */
+  'polling.checkinBatch': A<CheckinBatchParams, CheckinBatchResult>;
   'polling.setTunnel': A<SetTunnelParams, { ok: boolean }>;
   'polling.heartbeats': A<{ ids: number[] }, { items: Heartbeat[] }>;
   /** A push connection is being opened: admits the agent like a check-in; the current reply of a standard environment. */

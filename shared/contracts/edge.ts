@@ -107,6 +107,44 @@ export const CheckinResult = Type.Object({
 });
 export type CheckinResult = Static<typeof CheckinResult>;
 
+/** Most check-ins in one `polling.checkinBatch` call (a gateway gathers them for a millisecond or two). */
+export const CHECKIN_BATCH_MAX = 512;
+
+/** `polling.checkinBatch` params: check-ins one gateway received at about the same time. */
+export const CheckinBatchParams = Type.Object({
+  items: Type.Array(CheckinParams, { minItems: 1, maxItems: CHECKIN_BATCH_MAX }),
+  /** Answer every item, however long it waits on state: none comes back `pending`. */
+  wait: Type.Optional(Type.Boolean()),
+}, { additionalProperties: false });
+export type CheckinBatchParams = Static<typeof CheckinBatchParams>;
+
+/**
+ * An error as Moleculer carries one across the transporter (its regenerator's plain form), so the
+ * gateway restores exactly the error a single `polling.checkin` call would have thrown.
+ */
+export const CarriedError = Type.Object({
+  name: Type.String(),
+  message: Type.String(),
+  code: Type.Optional(Type.Integer()),
+  type: Type.Optional(Type.String()),
+  data: Type.Optional(Type.Unknown()),
+  retryable: Type.Optional(Type.Boolean()),
+  nodeID: Type.Optional(Type.String()),
+  stack: Type.Optional(Type.String()),
+});
+export type CarriedError = Static<typeof CarriedError>;
+
+/**
+ * `polling.checkinBatch` result: one item per check-in, in order, each the answer a single
+ * `polling.checkin` would have given, the error it would have thrown (`failed`), or `pending`
+ * when it waits on state (a first binding): ask `node` again for those, with `wait`.
+ */
+export const CheckinBatchResult = Type.Object({
+  node: Type.String({ description: 'The polling replica that answered' }),
+  items: Type.Array(Type.Union([CheckinResult, Type.Object({ failed: CarriedError }), Type.Object({ pending: Type.Literal(true) })])),
+});
+export type CheckinBatchResult = Static<typeof CheckinBatchResult>;
+
 /**
  * `polling.setTunnel` params (called by the tunnel service). `credentials` is the plaintext
  * `user:pass`; polling encrypts it for the bound Edge ID. `version`, when given, must grow with

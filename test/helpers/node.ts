@@ -8,7 +8,7 @@ export { tempDataDir, uniqueNamespace };
 export interface TestNode {
   node: CapstanNode;
   config: Config;
-  /** Base URL of the HTTPS API, e.g. https://127.0.0.1:40123 */
+  /** Base URL of the HTTPS API, e.g. https://127.0.0.1:40123; empty when the node runs no gateway. */
   url: string;
   stop(opts?: { keepData?: boolean }): Promise<void>;
 }
@@ -23,7 +23,7 @@ export async function startTestNode(overrides: Partial<Config> = {}, env: NodeJS
     host: '127.0.0.1', httpsPort: 0, tunnelPort: 0, namespace: uniqueNamespace('node'), ...overrides, dataDir,
   });
   const node = await startNode(config);
-  const url = `https://127.0.0.1:${node.gateway!.port}`;
+  const url = node.gateway ? `https://127.0.0.1:${node.gateway.port}` : '';
   return {
     node, config, url,
     async stop(opts) {

@@ -65,9 +65,9 @@ async function main(): Promise<number> {
   const workers: WorkerHandle[] = [];
   try {
     if (!opts.target) {
-      log(`starting the ${opts.shape === 'distributed' ? `distributed shape (NATS ${opts.nats}, Redis ${opts.redis})` : 'embedded server'} (log level ${opts.serverLogLevel}${opts.serverNodeArgs.length ? `, node ${opts.serverNodeArgs.join(' ')}` : ''})`);
+      log(`starting the ${opts.shape === 'distributed' ? `distributed shape (NATS ${opts.nats}, Redis ${opts.redis})` : 'embedded server'} (log level ${opts.serverLogLevel}${opts.serverNodeArgs.length ? `, node ${opts.serverNodeArgs.join(' ')}` : ''}${Object.entries(opts.serverEnv).map(([k, v]) => `, ${k}=${v}`).join('')})`);
       const launch = {
-        logLevel: opts.serverLogLevel, nodeArgs: opts.serverNodeArgs, nats: opts.nats, redis: opts.redis, pollingInGateways: opts.pollingInGateways,
+        logLevel: opts.serverLogLevel, nodeArgs: opts.serverNodeArgs, env: opts.serverEnv, nats: opts.nats, redis: opts.redis, pollingInGateways: opts.pollingInGateways,
         gateways: opts.gateways, dataDir: opts.dataDir,
       };
       server = opts.shape === 'distributed' ? await startDistributedServer(launch) : await startEmbeddedServer(launch);

@@ -38,6 +38,8 @@ export interface LoadTestOptions {
   serverPids?: number[];
   serverLogLevel: string;
   serverNodeArgs: string[];
+  /** Environment of the server process(es) the tester starts, e.g. CAPSTAN_CHECKIN_BATCH_MS. */
+  serverEnv: Record<string, string>;
   /** Copy the started server's logs (one per process) into this directory before it is removed. */
   keepServerLogs?: string;
   /** embedded: one process with every service; distributed: state+workers, two polling, two gateways over NATS. */
@@ -114,6 +116,8 @@ throughput, latency, errors, bytes per check-in and server CPU/RSS against the t
                         local processes running dist/services/main.js that serve the target port)
   --server-log-level L  log level of the embedded server (default info, its default)
   --server-node-args A  node options for the server process(es), e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof"
+  --server-env K=V,..   environment of the server process(es) the tester starts, e.g.
+                        CAPSTAN_CHECKIN_BATCH_MS=5 (README "Configuration")
   --keep-server-logs D  copy the started server's log(s) into directory D (its data dir is removed)
   --shape S             embedded (default): one process, every service; distributed: the tester
                         starts the distributed shape over NATS: one state+rbac+tunnel+snapshots+
@@ -176,6 +180,7 @@ export function parseOptions(argv: string[]): LoadTestOptions | 'help' {
       'server-pids': { type: 'string' },
       'server-log-level': { type: 'string', default: 'info' },
       'server-node-args': { type: 'string', default: '' },
+      'server-env': { type: 'string', default: '' },
       'keep-server-logs': { type: 'string' },
       shape: { type: 'string', default: 'embedded' },
       'polling-in-gateways': { type: 'boolean', default: false },
@@ -264,6 +269,13 @@ export function parseOptions(argv: string[]): LoadTestOptions | 'help' {
     // Agents see REQUIRED at their next check-in; the server gives them 2 intervals + 5 s.
     if (durationS - (stormAtS ?? rampS) < stormNeedS) problems.push(`--storm-at (${stormAtS ?? rampS} s) must leave at least ${stormNeedS} s of the ${durationS} s run (two check-in intervals + 5 s for the tunnels, 15 s to measure them open)`);
   }
+  const serverEnv: Record<string, string> = {};
+  for (const kv of v['server-env'].split(',').filter(Boolean)) {
+    const eq = kv.indexOf('=');
+    if (eq > 0 && /^[A-Z][A-Z0-9_]*$/.test(kv.slice(0, eq))) serverEnv[kv.slice(0, eq)] = kv.slice(eq + 1);
+    else problems.push(`--server-env takes KEY=VALUE pairs separated by commas (got ${JSON.stringify(kv)})`);
+  }
+  if (Object.keys(serverEnv).length && target) problems.push('--server-env is for a server the tester starts, not --target');
   if (problems.length) throw new Error(`invalid options:\n  ${problems.join('\n  ')}\n\n${USAGE}`);
   return {
     agents, intervalS, durationS, rampS, warmupS, mode: v.mode, target,
@@ -272,7 +284,7 @@ export function parseOptions(argv: string[]): LoadTestOptions | 'help' {
     report: v.report, reuse: v.reuse, workers: Math.min(workers, agents), processes,
     timeoutMs, slowMs, concurrency,
     serverLog: v['server-log'], serverPids, serverLogLevel: v['server-log-level'],
-    serverNodeArgs: v['server-node-args'].split(/\s+/).filter(Boolean), keepServerLogs: v['keep-server-logs'],
+    serverNodeArgs: v['server-node-args'].split(/\s+/).filter(Boolean), serverEnv, keepServerLogs: v['keep-server-logs'],
     shape, pollingInGateways: v['polling-in-gateways'], gateways, dataDir: v['data-dir'], pushRequired, openTimeoutS, pushTimeoutS, nats: v.nats, redis: v.redis, storm, stormAtS, stormLatestS: durationS - stormNeedS, stormPath, stormTimeoutMs,
   };
 }

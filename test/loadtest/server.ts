@@ -140,6 +140,8 @@ export interface LaunchedServer {
 export interface LaunchOptions {
   logLevel: string;
   nodeArgs: string[];
+  /** Extra environment of every server process (each process's own keys win). */
+  env?: Record<string, string>;
   /** Distributed shape: transporter and Redis. */
   nats?: string;
   redis?: string;
@@ -216,7 +218,7 @@ function spawnServer(name: string, env: Record<string, string>, o: LaunchOptions
   const out = fs.openSync(logFile, 'w');
   const child = spawn(process.execPath, [...o.nodeArgs, MAIN], {
     cwd: ROOT,
-    env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/tmp', CAPSTAN_LOG_LEVEL: o.logLevel, ...env },
+    env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/tmp', CAPSTAN_LOG_LEVEL: o.logLevel, ...o.env, ...env },
     stdio: ['ignore', out, out],
   });
   fs.closeSync(out);

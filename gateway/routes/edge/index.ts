@@ -6,6 +6,7 @@ import { AsyncReply, CapstanAsyncExtension, call, EdgeStatus, Environment, IdPar
 import { AppError, BadRequestError } from '../../../shared/errors';
 import { MAX_PACKED_SNAPSHOT_CHARS } from '../../../shared/snapshot';
 import { errorResponses } from '../../schemas';
+import { CheckinBatcher } from './batcher';
 import { startPush } from './push';
 
 const tags = ['edge'];
@@ -61,14 +62,20 @@ const NotModified = Type.Null({ description: 'Not modified: the reply has the ET
 
 /**
  * Edge agent routes. The check-in is public (agents have no user credentials: the Edge ID check
- * in `polling` is their authentication) and kept cheap: no body, no auth call, one call to polling,
- * whose answer (status, ETag, exact JSON bytes) is sent as is.
+ * in `polling` is their authentication) and kept cheap: no body, no auth call, one call to polling
+ * (batched with others when polling runs elsewhere), whose answer (status, ETag, exact JSON bytes)
+ * is sent as is.
  */
 const edgeRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
   const { broker } = fastify;
   // Capstan agents learn of the push channel from this header on their replies; Portainer agents ignore it.
   const push = fastify.config.push;
   if (push) startPush(fastify);
+  // Polling in another process: check-ins travel in batches (see CheckinBatcher). In this process
+  // (the embedded default, or polling beside the gateway) a call is a function call; waiting for
+  // company would only add delay.
+  const { checkinBatchMs } = fastify.config;
+  const batcher = checkinBatchMs > 0 && !broker.getLocalService('polling') ? new CheckinBatcher(broker, { windowMs: checkinBatchMs }) : undefined;
 
   fastify.get('/endpoints/:id/edge/status', {
     config: { public: true },
@@ -82,13 +89,14 @@ const edgeRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
     },
   }, async (request, reply) => {
     const h = request.headers;
-    const r = await call(broker, 'polling.checkin', {
+    const params = {
       id: request.params.id,
       edgeId: header(h['x-portaineragent-edgeid'], 1024),
       agentVersion: header(h['portainer-agent'], 128),
       platform: header(h['portainer-agent-platform'], 16),
       ifNoneMatch: header(h['if-none-match'], 1024),
-    });
+    };
+    const r = await (batcher ? batcher.checkin(params) : call(broker, 'polling.checkin', params));
     // Untyped: the body is already serialised (the ETag covers those exact bytes).
     const raw = reply as FastifyReply;
     if (r.status === 200 || r.status === 304) {
