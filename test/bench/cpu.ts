@@ -44,6 +44,16 @@ export function dockerdPid(): number | undefined {
   return undefined;
 }
 
+/** The most resident memory a process has held so far (VmHWM), in MB (10^6 bytes); NaN once it is gone. */
+export function peakRssMb(pid: number | undefined): number {
+  try {
+    const kb = /^VmHWM:\s+(\d+) kB$/m.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'));
+    return kb ? Math.round((Number(kb[1]) * 1024) / 1e6) : NaN;
+  } catch {
+    return NaN;
+  }
+}
+
 /** The processes whose CPU time section 3 reports, by name. */
 export type CpuSet = Record<'dockerd' | 'server' | 'agent' | 'bench', number | undefined>;
 

@@ -36,7 +36,7 @@ import { api } from '../helpers/http';
 import { tempDataDir } from '../helpers/ids';
 import { adminToken, startBenchServer } from '../helpers/server';
 import { AGENT_MAIN, startProcess, waitFor, type CapstanProcess } from '../helpers/processes';
-import { cpuLine, dockerdPid, msPerMb, withCpu, type CpuSet, type LogRun } from './cpu';
+import { cpuLine, dockerdPid, msPerMb, peakRssMb, withCpu, type CpuSet, type LogRun } from './cpu';
 
 const { values: args } = parseArgs({
   options: {
@@ -409,6 +409,8 @@ async function main() {
           }
         }
         results.logs.set(driver, runs);
+        // What the processes held at their busiest: fewer collections may mean more memory between them.
+        say(`peak RSS so far: server ${peakRssMb(pids.server)} MB, agent ${peakRssMb(pids.agent)} MB`);
         await docker(direct, 'DELETE', `/containers/${id}?force=1`);
         containers.splice(containers.indexOf(id), 1);
       }
