@@ -66,7 +66,7 @@ async function main(): Promise<void> {
     onDown: () => poller.resume(),
   }) : undefined;
   const poller: Poller = new Poller(config, log, (reply) => tunnels.onReply(reply), (path) => push?.offer(path));
-  const tunnels = new TunnelManager(config, api.port, log, () => setTimeout(() => poller.pollNow(), 250));
+  const tunnels = new TunnelManager(config, api, log, () => setTimeout(() => poller.pollNow(), 250));
   late.tunnels = tunnels;
   poller.start();
   log.info({ api: config.key.apiUrl, agentApiPort: api.port }, 'polling');

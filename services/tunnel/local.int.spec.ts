@@ -14,9 +14,14 @@ jest.setTimeout(60_000);
 /**
  * A caller in the process that holds a tunnel (the gateway in the embedded shape) reaches the
  * agent over SSH channels opened directly, not through the tunnel's loopback listener: real
- * server, real agent client, real upstream, and node:http on the channel itself.
+ * server, real agent client, real upstream, and node:http on the channel itself. The agent end
+ * either dials its target over TCP or, as the edge agent does, hands each channel to its HTTP
+ * server in-process.
  */
-describe('tunnel held by this process: HTTP straight over SSH channels', () => {
+describe.each([
+  ['dials its upstream over TCP', false],
+  ['serves channels in-process', true],
+])('tunnel held by this process, HTTP straight over SSH channels; the agent %s', (_mode, inProcess) => {
   const key = generateTunnelKey();
   const registry = new TunnelRegistry();
   const quiet = { info: () => undefined, warn: () => undefined, debug: () => undefined };
@@ -42,6 +47,7 @@ describe('tunnel held by this process: HTTP straight over SSH channels', () => {
     tunnel = await openTunnel({
       serverAddr: `127.0.0.1:${(server.address() as AddressInfo).port}`, fingerprint: tunnelFingerprint(key),
       credentials: opened.credentials, remotePort: port, targetHost: '127.0.0.1', targetPort: upstream.port,
+      serve: inProcess ? (socket) => upstream.serve(socket) : undefined,
     });
     agent = new TunnelHttpAgent({ keepAlive: true });
   });
@@ -63,7 +69,7 @@ describe('tunnel held by this process: HTTP straight over SSH channels', () => {
     expect(first.socket).toBe(second.socket);
     // The channel itself, not a TCP connection to the tunnel's listener.
     expect(first.socket).not.toBeInstanceOf(net.Socket);
-    // One channel, so the agent dialled its upstream once for both requests.
+    // One channel, so the agent served one connection for both requests.
     expect(tunnel.activity.connections - before.connections).toBe(1);
     expect(tunnel.activity.bytesIn).toBeGreaterThan(0);
     expect(tunnel.activity.bytesOut).toBeGreaterThan(0);

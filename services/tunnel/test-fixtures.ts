@@ -2,15 +2,15 @@ import crypto from 'node:crypto';
 import http from 'node:http';
 import net from 'node:net';
 import type { AddressInfo } from 'node:net';
-import { Readable } from 'node:stream';
+import { Readable, type Duplex } from 'node:stream';
 
 /**
  * Test fixtures for the tunnel: real upstreams an agent forwards to, and plain clients that reach
  * them through the server's reverse listener. No mocks: every byte crosses real sockets.
  */
 
-/** A listening server and how to stop it. */
-export interface Upstream { port: number; close(): Promise<void> }
+/** A listening server and how to stop it; `serve` hands it a connection that did not come through the port. */
+export interface Upstream { port: number; serve(socket: Duplex): void; close(): Promise<void> }
 
 const CHUNK = crypto.randomBytes(64 * 1024);
 
@@ -37,6 +37,7 @@ export function patternDigest(total: number): string {
 function listen(server: net.Server): Promise<Upstream> {
   return new Promise((resolve) => server.listen(0, '127.0.0.1', () => resolve({
     port: (server.address() as AddressInfo).port,
+    serve: (socket) => void server.emit('connection', socket),
     close: () => new Promise<void>((r) => { (server as http.Server).closeAllConnections?.(); server.close(() => r()); }),
   })));
 }
