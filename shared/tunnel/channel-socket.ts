@@ -1,7 +1,7 @@
 import type { Socket } from 'node:net';
 import { Duplex } from 'node:stream';
 import type { OnBytes } from './pipe';
-import type { SshChannel } from './ssh2-internals';
+import { writeChannelData, type SshChannel } from './ssh2-internals';
 
 /** An SSH channel that node:http accepts as a connection's socket. */
 export type ChannelSocket = SshChannel & Socket;
@@ -19,7 +19,7 @@ type WriteArgs = [chunk: Buffer | string, encoding?: BufferEncoding | ((err?: Er
  * chunk read from the channel (`channelToSocket`) and written to it (`socketToChannel`).
  */
 export function channelAsSocket(channel: SshChannel, onBytes?: OnBytes): ChannelSocket {
-  const s = channel as ChannelSocket & { _write: SshChannel['_write']; _writev?: SshChannel['_writev'] };
+  const s = channel as ChannelSocket & { _writev?: SshChannel['_writev'] };
   let timer: NodeJS.Timeout | undefined;
 
   channel.on('data', (b: Buffer) => {
@@ -33,9 +33,7 @@ export function channelAsSocket(channel: SshChannel, onBytes?: OnBytes): Channel
     onBytes?.('socketToChannel', typeof chunk === 'string' ? Buffer.byteLength(chunk, typeof encoding === 'string' ? encoding : 'utf8') : chunk.length);
     return (write as (...a: WriteArgs) => boolean).apply(this, args);
   } as ChannelSocket['write'];
-  s._writev = (chunks, cb) => {
-    s._write(chunks.length === 1 ? chunks[0].chunk : Buffer.concat(chunks.map((c) => c.chunk as Buffer)), 'buffer' as BufferEncoding, cb);
-  };
+  s._writev = (chunks, cb) => writeChannelData(channel, chunks.map((c) => c.chunk as Buffer), cb);
 
   s.setTimeout = (ms: number, cb?: () => void) => {
     if (cb) {
