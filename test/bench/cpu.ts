@@ -75,7 +75,7 @@ export interface LogRun { mbps: number; bytes: number; secs: number; cores: Reco
 
 /**
  * CPU milliseconds a process spent per MB of log over `runs`: on a contended machine MB/s
- * follows whoever else is busy, the CPU each MB costs does not.
+ * follows whoever else is busy; the CPU each MB costs follows it far less.
  */
 export const msPerMb = (runs: LogRun[], who: keyof LogRun['cores']) =>
   (1000 * runs.reduce((a, r) => a + r.cores[who] * r.secs, 0)) / (runs.reduce((a, r) => a + r.bytes, 0) / 1e6);

@@ -12,7 +12,7 @@
  *      per log driver (`local`, Docker's compact binary format, and `json-file`, the default,
  *      whose JSON decoding in dockerd costs about as much CPU as the whole tunnel), with the CPU
  *      time each process spent on every run (dockerd, server, agent, this client; from /proc) in
- *      cores and in CPU milliseconds per MB, the figure that holds on a contended machine;
+ *      cores and in CPU milliseconds per MB, which a contended machine moves far less than MB/s;
  *   4. interactive exec: keystroke → echo round trip of `cat` under a TTY over the hijacked stream.
  * Latencies are p50/p99 (max for 1), throughput in MB/s with 1 MB = 10^6 bytes. Section 1 waits
  * for the server to close the idle tunnel each round, so --idle-ms (CAPSTAN_TUNNEL_IDLE_MS) is
