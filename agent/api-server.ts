@@ -1,5 +1,6 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
+import type { Duplex } from 'node:stream';
 import { proxyRequest, proxyUpgrade } from '../shared/http';
 import { dockerTarget } from './docker';
 
@@ -18,6 +19,8 @@ export interface AgentApiOptions {
 
 export interface AgentApi {
   port: number;
+  /** Serves a connection that did not come through the port: a tunnel channel, say. */
+  serve(socket: Duplex): void;
   close(): Promise<void>;
 }
 
@@ -30,8 +33,8 @@ function deny(res: http.ServerResponse, version: string, message: string) {
 /**
  * The agent's API behind the tunnel (reference 3.1, 3.3): `/ping` answers 204 unsigned; every
  * other request must carry the server's signature and is streamed to the local Docker engine,
- * including hijacked attach/exec connections. It listens on 127.0.0.1 only: the tunnel's reverse
- * forward is its one way in.
+ * including hijacked attach/exec connections. The tunnel hands it its channels as connections
+ * (`serve`); the port it also opens is on 127.0.0.1 only.
  */
 export async function startAgentApi(opts: AgentApiOptions): Promise<AgentApi> {
   const target = dockerTarget(opts.dockerHost) as { socketPath: string } | { host: string; port: number };
@@ -69,6 +72,7 @@ export async function startAgentApi(opts: AgentApiOptions): Promise<AgentApi> {
   });
   return {
     port: (server.address() as AddressInfo).port,
+    serve: (socket) => void server.emit('connection', socket),
     close: () => new Promise<void>((r) => {
       server.closeAllConnections();
       server.close(() => r());

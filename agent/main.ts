@@ -5,6 +5,7 @@ import { DockerUnreachableError, pingDocker } from './docker';
 import { startAgentApi } from './api-server';
 import { Poller, type PollResponse } from './poller';
 import { PushChannel } from './push';
+import { countBuffersInHeapLimit } from '../shared/runtime';
 import { createSignatureVerifier } from './signature-check';
 import { TunnelManager } from './tunnel-manager';
 
@@ -16,6 +17,8 @@ import { TunnelManager } from './tunnel-manager';
  * Configuration errors and an unreachable engine are one clear line each and exit code 2 / 1.
  */
 async function main(): Promise<void> {
+  // Every byte through the tunnel passes short-lived buffers; see countBuffersInHeapLimit.
+  countBuffersInHeapLimit();
   let config;
   try {
     config = loadAgentConfig();
@@ -63,7 +66,7 @@ async function main(): Promise<void> {
     onDown: () => poller.resume(),
   }) : undefined;
   const poller: Poller = new Poller(config, log, (reply) => tunnels.onReply(reply), (path) => push?.offer(path));
-  const tunnels = new TunnelManager(config, api.port, log, () => setTimeout(() => poller.pollNow(), 250));
+  const tunnels = new TunnelManager(config, api, log, () => setTimeout(() => poller.pollNow(), 250));
   late.tunnels = tunnels;
   poller.start();
   log.info({ api: config.key.apiUrl, agentApiPort: api.port }, 'polling');

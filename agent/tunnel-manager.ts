@@ -1,5 +1,6 @@
 import type { Logger } from 'pino';
 import { decryptCredentials } from '../shared/protocol';
+import type { AgentApi } from './api-server';
 import type { AgentConfig } from './config';
 import type { PollResponse } from './poller';
 import { openTunnel, type Tunnel } from './tunnel';
@@ -21,7 +22,7 @@ export class TunnelManager {
 
   constructor(
     private readonly config: AgentConfig,
-    private readonly apiPort: number,
+    private readonly api: Pick<AgentApi, 'port' | 'serve'>,
     private readonly log: Logger,
     private readonly pollSoon: () => void,
   ) {
@@ -73,7 +74,9 @@ export class TunnelManager {
     try {
       const tunnel = await openTunnel({
         serverAddr: this.config.key.tunnelAddr, fingerprint: this.config.key.fingerprint, credentials,
-        remotePort: reply.port, targetHost: '127.0.0.1', targetPort: this.apiPort, version: this.config.agentVersion,
+        remotePort: reply.port, targetHost: '127.0.0.1', targetPort: this.api.port, version: this.config.agentVersion,
+        // The API server takes the tunnel's channels as its connections: no loopback TCP hop.
+        serve: (socket) => this.api.serve(socket),
       });
       this.tunnel = tunnel;
       this.touch();

@@ -1,9 +1,12 @@
 import { ConfigError, loadConfig } from '../shared/config';
 import { createLogger } from '../shared/logger';
+import { countBuffersInHeapLimit } from '../shared/runtime';
 import { startNode } from './node';
 
 /** Composition root: `npm start` (all services) or any subset chosen by CAPSTAN_SERVICES. */
 async function main(): Promise<void> {
+  // The Docker data path streams through short-lived buffers; see countBuffersInHeapLimit.
+  countBuffersInHeapLimit();
   let config;
   try {
     config = loadConfig();

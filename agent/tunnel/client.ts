@@ -4,8 +4,8 @@ import { Client } from 'ssh2';
 import WebSocket from 'ws';
 import {
   CHISEL_CHANNEL, CHISEL_SUBPROTOCOL, CLIENT_IDENT, CONFIG_REQUEST, FINGERPRINT_MISMATCH, OPEN_FAILURE,
-  WebSocketDuplex, acceptChannels, decodeRemote, encodeConfig, fingerprintMatches, pipeSocketChannel,
-  restoreRemoteIdentOnHeader, sendGlobalRequest, type IncomingChannel,
+  WebSocketDuplex, acceptChannels, channelAsSocket, decodeRemote, encodeConfig, fingerprintMatches, pipeSocketChannel,
+  restoreRemoteIdentOnHeader, sendGlobalRequest, type ChannelSocket, type IncomingChannel,
 } from '../../shared/tunnel';
 import { keepalive, parseServerUrl, withTimeout } from './helpers';
 
@@ -22,6 +22,12 @@ export interface OpenTunnelOptions {
   /** Where tunnelled connections go: the agent's own API. The only target this client ever dials. */
   targetHost: string;
   targetPort: number;
+  /**
+   * Serves tunnelled connections in this process instead of dialling the target: each channel,
+   * dressed as a socket (see shared/tunnel `channelAsSocket`), goes straight to it, e.g. to an HTTP
+   * server's `emit('connection')`. The target still names the remote in the `config` request.
+   */
+  serve?: (socket: ChannelSocket) => void;
   /** Period of SSH `ping` requests; a ping unanswered for as long closes the tunnel. 0 turns them off. Default 25 s, chisel's. */
   keepaliveMs?: number;
   /** Budget for WebSocket upgrade, SSH handshake, login and config (default 30 s). */
@@ -163,8 +169,16 @@ export async function openTunnel(opts: OpenTunnelOptions): Promise<Tunnel> {
 
 type OnTraffic = (dir: 'channelToSocket' | 'socketToChannel' | 'connection', n: number) => void;
 
-/** Serves one server-opened `chisel` channel: dial the target first, accept only once connected. */
+/**
+ * Serves one server-opened `chisel` channel: in this process when `opts.serve` is set, else by
+ * dialling the target first and accepting only once connected.
+ */
 function serve(ch: IncomingChannel, opts: OpenTunnelOptions, sockets: Set<net.Socket>, onTraffic: OnTraffic): void {
+  if (opts.serve) {
+    const socket = channelAsSocket(ch.accept(), onTraffic);
+    onTraffic('connection', 0);
+    return opts.serve(socket);
+  }
   const socket = net.connect({ host: opts.targetHost, port: opts.targetPort, allowHalfOpen: true, noDelay: true, timeout: 10_000 });
   sockets.add(socket);
   socket.once('close', () => sockets.delete(socket));

@@ -11,6 +11,7 @@ import { agentSignatureHeaders } from '../../shared/protocol';
 import {
   MAX_PACKED_SNAPSHOT_CHARS, MAX_SNAPSHOT_BYTES, collectDockerSnapshot, packSnapshot, snapshotHash, summarizeSnapshot, unpackSnapshot, type DockerSnapshot,
 } from '../../shared/snapshot';
+import { TunnelHttpAgent } from '../../shared/tunnel';
 
 /** Async environments whose latest snapshot stays in memory, so their next patch needs no store read. */
 const RECENT_SNAPSHOTS = 500;
@@ -62,7 +63,8 @@ class AgentReadError extends AppError {
  * push their own snapshots instead. Concurrent requests for one environment share one snapshot.
  *
  * The Docker reads go to the address `tunnel.ensureTunnel` returns, so this service runs where
- * that address is reachable (the tunnel's node, or any node when CAPSTAN_TUNNEL_HOST is set).
+ * that address is reachable (the tunnel's node, or any node when CAPSTAN_TUNNEL_HOST is set); in
+ * the tunnel's own process they skip its listener and go over SSH channels directly.
  */
 export function snapshotsService(_config: Config): ServiceSchema {
   const inFlight = new Map<number, Promise<SnapshotSummary>>();
@@ -159,7 +161,8 @@ export function snapshotsService(_config: Config): ServiceSchema {
     signature ??= agentSignatureHeaders(() => call(broker, 'state.getSecret', { name: 'agentPrivateKey' }).then((s) => s.value));
     const headers = { ...(await signature()) };
     const { host, port } = await call(broker, 'tunnel.ensureTunnel', { id }, { timeout: 600_000 });
-    const agent = new http.Agent({ keepAlive: true, maxSockets: 8 });
+    // Over SSH channels opened in-process when this node holds the tunnel, else over TCP.
+    const agent = new TunnelHttpAgent({ keepAlive: true, maxSockets: 8 });
     try {
       const get = (path: string) => new Promise<unknown>((resolve, reject) => {
         const req = http.request({ host, port, path, method: 'GET', agent, timeout: REQUEST_TIMEOUT_MS, headers }, (res) => {

@@ -2,8 +2,8 @@ import net from 'node:net';
 import type { Connection } from 'ssh2';
 import {
   CHISEL_CHANNEL, CONFIG_REQUEST, CONFIG_TIMEOUT_MS, PING_REQUEST, PONG_PAYLOAD,
-  channelTarget, decodeConfig, handleGlobalRequests, openChannel, pipeSocketChannel, userAddr,
-  type ChiselRemote, type GlobalReply,
+  channelAsSocket, channelTarget, decodeConfig, handleGlobalRequests, openChannel, pipeSocketChannel, registerLocalTunnel, userAddr,
+  type ChannelSocket, type ChiselRemote, type GlobalReply,
 } from '../../shared/tunnel';
 import type { SessionHandle, TunnelEntry } from './registry';
 
@@ -32,13 +32,16 @@ export interface SessionHooks {
  * request must be `config` within 10 s; its single remote must be the reverse remote this
  * tunnel's credentials were issued for (`R:0.0.0.0:<port>`, or `R:127.0.0.1:<port>`); then the
  * server listens on 127.0.0.1:<port> (never 0.0.0.0, unlike Portainer) and opens a `chisel`
- * channel to the agent for every accepted TCP connection. Later `ping` requests get `pong`.
+ * channel to the agent for every accepted TCP connection. Callers in this process skip the
+ * listener: they open channels directly (see shared/tunnel/local.ts). Later `ping` requests get
+ * `pong`.
  */
 export class AgentSession implements SessionHandle {
   private listener?: net.Server;
   private readonly sockets = new Set<net.Socket>();
   private configured = false;
   private ended = false;
+  private unregisterLocal?: () => void;
   private readonly configTimer: NodeJS.Timeout;
 
   constructor(private readonly conn: Connection, private readonly entry: TunnelEntry, private readonly hooks: SessionHooks) {
@@ -103,6 +106,7 @@ export class AgentSession implements SessionHandle {
         server.on('error', (err) => this.hooks.log.warn({ id: this.entry.id, err: err.message }, 'tunnel: listener error'));
         if (this.ended) { server.close(); return reject(new Error('session ended')); }
         this.listener = server;
+        this.unregisterLocal = registerLocalTunnel(this.entry.port, () => this.openLocal(target));
         resolve();
       });
     });
@@ -122,10 +126,19 @@ export class AgentSession implements SessionHandle {
     );
   }
 
+  /** A connection for a caller in this process: the channel itself, no listener, no TCP. */
+  private async openLocal(target: Buffer): Promise<ChannelSocket> {
+    if (this.ended) throw new Error('the tunnel session has ended');
+    this.hooks.onActivity(this.entry);
+    const channel = await openChannel(this.conn, CHISEL_CHANNEL, target);
+    return channelAsSocket(channel, () => this.hooks.onActivity(this.entry));
+  }
+
   private teardownDone?: Promise<void>;
   private teardown(): Promise<void> {
     this.teardownDone ??= (async () => {
       this.ended = true;
+      this.unregisterLocal?.();
       clearTimeout(this.configTimer);
       for (const s of this.sockets) s.destroy();
       this.conn.end();

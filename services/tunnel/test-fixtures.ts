@@ -2,15 +2,15 @@ import crypto from 'node:crypto';
 import http from 'node:http';
 import net from 'node:net';
 import type { AddressInfo } from 'node:net';
-import { Readable } from 'node:stream';
+import { Readable, type Duplex } from 'node:stream';
 
 /**
  * Test fixtures for the tunnel: real upstreams an agent forwards to, and plain clients that reach
  * them through the server's reverse listener. No mocks: every byte crosses real sockets.
  */
 
-/** A listening server and how to stop it. */
-export interface Upstream { port: number; close(): Promise<void> }
+/** A listening server and how to stop it; `serve` hands it a connection that did not come through the port. */
+export interface Upstream { port: number; serve(socket: Duplex): void; close(): Promise<void> }
 
 const CHUNK = crypto.randomBytes(64 * 1024);
 
@@ -37,13 +37,15 @@ export function patternDigest(total: number): string {
 function listen(server: net.Server): Promise<Upstream> {
   return new Promise((resolve) => server.listen(0, '127.0.0.1', () => resolve({
     port: (server.address() as AddressInfo).port,
+    serve: (socket) => void server.emit('connection', socket),
     close: () => new Promise<void>((r) => { (server as http.Server).closeAllConnections?.(); server.close(() => r()); }),
   })));
 }
 
 /**
  * HTTP upstream: `GET /hello`, `POST /echo` (streams the body back), `GET /blob?bytes=N` (N pattern
- * bytes) and `POST /sink` (answers `{bytes, sha256}` of the body).
+ * bytes), `POST /sink` (answers `{bytes, sha256}` of the body), and any upgrade to `tcp`, which
+ * counts what it is sent until the client's FIN and then answers `got <n> bytes`.
  */
 export function startHttpUpstream(): Promise<Upstream> {
   const server = http.createServer((req, res) => {
@@ -64,6 +66,15 @@ export function startHttpUpstream(): Promise<Upstream> {
     }
     res.writeHead(404).end();
   });
+  // `Upgrade: tcp` (Docker's hijack): reads until the client's FIN, then answers `got <n> bytes`.
+  server.on('upgrade', (_req, socket: net.Socket) => {
+    socket.allowHalfOpen = true;
+    socket.write('HTTP/1.1 101 UPGRADED\r\nConnection: Upgrade\r\nUpgrade: tcp\r\n\r\n');
+    let n = 0;
+    socket.on('data', (b: Buffer) => { n += b.length; });
+    socket.on('end', () => socket.end(`got ${n} bytes`));
+    socket.on('error', () => socket.destroy());
+  });
   return listen(server);
 }
 
@@ -81,13 +92,19 @@ export function startHalfCloseUpstream(): Promise<Upstream> {
   return listen(server);
 }
 
-/** One HTTP request to 127.0.0.1:`port` without connection reuse; the body is streamed. */
-export function request(port: number, method: string, path: string, body?: Readable | Buffer): Promise<{ status: number; body: Buffer }> {
+/** What {@link request} answers: the status, the body, and the socket the request went over. */
+export interface Answer { status: number; body: Buffer; socket: net.Socket; reused: boolean }
+
+/**
+ * One HTTP request to 127.0.0.1:`port`, the body streamed; without connection reuse unless an
+ * `agent` is given.
+ */
+export function request(port: number, method: string, path: string, body?: Readable | Buffer, agent: http.Agent | false = false): Promise<Answer> {
   return new Promise((resolve, reject) => {
-    const req = http.request({ host: '127.0.0.1', port, method, path, agent: false, timeout: 30_000 }, (res) => {
+    const req = http.request({ host: '127.0.0.1', port, method, path, agent, timeout: 30_000 }, (res) => {
       const parts: Buffer[] = [];
       res.on('data', (b: Buffer) => parts.push(b));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(parts) }));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(parts), socket: req.socket!, reused: req.reusedSocket }));
       res.on('error', reject);
     });
     req.on('error', reject);
@@ -99,9 +116,9 @@ export function request(port: number, method: string, path: string, body?: Reada
 }
 
 /** Streams a response through and returns only its size and digest (for big transfers). */
-export function download(port: number, path: string): Promise<{ bytes: number; sha256: string }> {
+export function download(port: number, path: string, agent: http.Agent | false = false): Promise<{ bytes: number; sha256: string }> {
   return new Promise((resolve, reject) => {
-    http.get({ host: '127.0.0.1', port, path, agent: false }, (res) => {
+    http.get({ host: '127.0.0.1', port, path, agent }, (res) => {
       const h = crypto.createHash('sha256');
       let bytes = 0;
       res.on('data', (b: Buffer) => { bytes += b.length; h.update(b); });

@@ -1,8 +1,11 @@
 import http from 'node:http';
 import type { Duplex } from 'node:stream';
 
-/** Where a proxied request goes: a Unix socket (the Docker engine) or host:port (a tunnel). */
-export type ProxyTarget = { socketPath: string } | { host: string; port: number };
+/**
+ * Where a proxied request goes: a Unix socket (the Docker engine) or host:port (a tunnel), the
+ * latter with the HTTP agent that opens its connections (see shared/tunnel `TunnelHttpAgent`).
+ */
+export type ProxyTarget = { socketPath: string } | { host: string; port: number; agent?: http.Agent };
 
 /** How to rewrite a proxied request: its path, headers to set, and (lower-case) headers to drop. */
 export interface ProxyOptions {

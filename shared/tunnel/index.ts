@@ -8,6 +8,8 @@ export * from './fingerprint';
 export * from './contracts';
 export { WebSocketDuplex, type WebSocketDuplexOptions } from './ws-duplex';
 export { pipeSocketChannel, type PipeResult, type OnBytes } from './pipe';
+export { channelAsSocket, type ChannelSocket } from './channel-socket';
+export { TunnelHttpAgent, localTunnel, registerLocalTunnel, tunnelHttpAgent, type ChannelOpener } from './local';
 export {
   acceptChannels, handleGlobalRequests, openChannel, restoreRemoteIdentOnHeader, sendGlobalRequest, setRemoteIdent, socketOf,
   OPEN_FAILURE, type GlobalReply, type IncomingChannel, type SshChannel,

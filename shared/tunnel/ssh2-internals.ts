@@ -6,10 +6,11 @@
  *    `Request.Reply(false, msg)` appends it to SSH_MSG_REQUEST_FAILURE);
  *  - a channel of type `chisel` opened by the server, whose extra data is a raw `host:port`;
  *  - the identification line `SSH-chisel-v3-client` (no `2.0-`), which ssh2 rejects.
+ * Plus one for speed: channel data written from several buffers without joining them first.
  * ssh2 parses and dispatches every message through `protocol._handlers`, sends through
- * `protocol._packetRW` and tracks channels in `_chanMgr`; the helpers below use exactly those and
- * nothing else. ssh2-internals.spec.ts pins every behaviour relied on, so an ssh2 upgrade that
- * moves them fails there first.
+ * `protocol._packetRW`, tracks channels in `_chanMgr` and their writes in `outgoing` and
+ * `_chunk`; the helpers below use exactly those and nothing else. ssh2-internals.spec.ts pins
+ * every behaviour relied on, so an ssh2 upgrade that moves them fails there first.
  */
 import type { Duplex } from 'node:stream';
 import type { Client } from 'ssh2';
@@ -27,11 +28,21 @@ const GLOBAL_REQUEST = 80;
 const REQUEST_SUCCESS = 81;
 const REQUEST_FAILURE = 82;
 const CHANNEL_OPEN = 90;
+const CHANNEL_DATA = 94;
 /** RFC 4254 §5.1 reason codes for a refused channel. */
 export const OPEN_FAILURE = { PROHIBITED: 1, CONNECT_FAILED: 2, UNKNOWN_TYPE: 3, RESOURCE_SHORTAGE: 4 } as const;
 
 /** An ssh2 channel: a Duplex whose write side ends with SSH_MSG_CHANNEL_EOF. */
 export type SshChannel = Duplex & { close(): void; server: boolean; incoming: { state: string }; outgoing: { state: string } };
+
+/** What ssh2's Channel keeps for its writes (lib/Channel.js `_write`). */
+interface ChannelWriteState {
+  _client: { _protocol: Protocol };
+  outgoing: { id: number; window: number; packetSize: number; state: string };
+  _waitWindow: boolean;
+  _chunk?: Buffer;
+  _chunkcb?: (err?: Error | null) => void;
+}
 
 interface Protocol {
   _handlers: Record<string, (...args: any[]) => void>;
@@ -168,6 +179,55 @@ export function acceptChannels(client: Client, type: string, onOpen: (ch: Incomi
       },
     });
   };
+}
+
+/**
+ * Sends `pieces` on `channel` as CHANNEL_DATA packets built straight from them: ssh2's `_write`
+ * takes one buffer, so pieces written together (an HTTP chunk's size line, data and CRLF) would be
+ * copied into one and then again into each packet. As ssh2's Channel `_write`: packets of at most
+ * the peer's packet size and window; the rest waits in `_chunk` with the callback until ssh2's
+ * WINDOW_ADJUST handler resumes it with its own `_write`; no callback once the channel closes.
+ */
+export function writeChannelData(channel: SshChannel, pieces: readonly Buffer[], cb: (err?: Error | null) => void): void {
+  const ch = channel as unknown as ChannelWriteState;
+  const { outgoing } = ch;
+  if (outgoing.state !== 'open') return;
+  const w = ch._client._protocol._packetRW.write;
+  let left = 0;
+  for (const piece of pieces) left += piece.length;
+  let window = outgoing.window;
+  let i = 0;
+  let off = 0;
+  while (left > 0 && window > 0) {
+    const n = Math.min(left, window, outgoing.packetSize);
+    const packet = w.alloc(9 + n);
+    let p = w.allocStart;
+    packet[p] = CHANNEL_DATA;
+    packet.writeUInt32BE(outgoing.id, p + 1);
+    packet.writeUInt32BE(n, p + 5);
+    p += 9;
+    for (let need = n; need > 0;) {
+      const piece = pieces[i];
+      const take = Math.min(piece.length - off, need);
+      packet.set(off === 0 && take === piece.length ? piece : piece.subarray(off, off + take), p);
+      p += take;
+      need -= take;
+      off += take;
+      if (off === piece.length) { i++; off = 0; }
+    }
+    sendPacket(ch._client._protocol, w.finalize(packet));
+    left -= n;
+    window -= n;
+  }
+  outgoing.window = window;
+  if (left > 0) {
+    ch._waitWindow = true;
+    const rest = [pieces[i].subarray(off), ...pieces.slice(i + 1)];
+    ch._chunk = rest.length === 1 ? rest[0] : Buffer.concat(rest);
+    ch._chunkcb = cb;
+    return;
+  }
+  cb();
 }
 
 /** The stream a server-side connection runs on: ssh2's `connection` event names only its address. */

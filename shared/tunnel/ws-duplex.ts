@@ -14,12 +14,15 @@ export interface WebSocketDuplexOptions {
 const NL = 0x0a;
 const MAX_HEADER_BYTES = 8192;
 const MAX_COALESCED_BYTES = 256 * 1024;
+/** Chunks from this size on are sent as messages of their own, never copied into a bigger one. */
+const SENT_ALONE_BYTES = 4096;
 
 /**
  * A WebSocket as a byte stream, the transport chisel runs SSH over (its `cnet.NewWebSocketConn`):
  * every write goes out as one binary message, every message of either kind is read as bytes.
- * Writes queued while one is in flight are coalesced into one message, which keeps framing cost
- * low when ssh2 writes many small packets. Back-pressure pauses the WebSocket's socket.
+ * Small writes queued while one is in flight are coalesced into one message, which keeps framing
+ * cost low when ssh2 writes many small packets; large ones are sent as they are. Back-pressure
+ * pauses the WebSocket's socket.
  */
 export class WebSocketDuplex extends Duplex {
   /** The peer's identification line as sent (without CR LF), when it had to be rewritten. */
@@ -51,17 +54,31 @@ export class WebSocketDuplex extends Duplex {
   }
 
   override _writev(chunks: Array<{ chunk: Buffer }>, cb: (err?: Error | null) => void): void {
-    // Coalesce, but keep every message well under a peer's payload limit (ours is 1 MiB).
-    const messages: Buffer[][] = [[]];
+    // Runs of small chunks (window adjustments, keystrokes) are joined, up to well under a peer's
+    // payload limit (ours is 1 MiB). A large one (an SSH packet of bulk data) goes as it is:
+    // joining it would cost a copy and an allocation here, and a big message makes the peer's
+    // receiver copy again whenever it spans two socket reads.
+    const messages: Buffer[] = [];
+    let run: Buffer[] = [];
     let size = 0;
+    const flush = () => {
+      if (run.length) messages.push(run.length === 1 ? run[0] : Buffer.concat(run, size));
+      run = [];
+      size = 0;
+    };
     for (const { chunk } of chunks) {
-      if (size > 0 && size + chunk.length > MAX_COALESCED_BYTES) { messages.push([]); size = 0; }
-      messages[messages.length - 1].push(chunk);
+      if (chunk.length >= SENT_ALONE_BYTES) {
+        flush();
+        messages.push(chunk);
+        continue;
+      }
+      if (size + chunk.length > MAX_COALESCED_BYTES) flush();
+      run.push(chunk);
       size += chunk.length;
     }
+    flush();
     const last = messages.length - 1;
-    messages.forEach((parts, i) => {
-      const data = parts.length === 1 ? parts[0] : Buffer.concat(parts);
+    messages.forEach((data, i) => {
       if (i === last) this.send(data, cb);
       else this.send(data, (err) => { if (err) this.destroy(err); });
     });

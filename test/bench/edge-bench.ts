@@ -11,7 +11,8 @@
  *   3. `GET /containers/{id}/logs?stdout=1` throughput of a finished container's large log, once
  *      per log driver (`local`, Docker's compact binary format, and `json-file`, the default,
  *      whose JSON decoding in dockerd costs about as much CPU as the whole tunnel), with the CPU
- *      time each process spent on every run (dockerd, server, agent, this client; from /proc);
+ *      time each process spent on every run (dockerd, server, agent, this client; from /proc) in
+ *      cores and in CPU milliseconds per MB, which a contended machine moves far less than MB/s;
  *   4. interactive exec: keystroke → echo round trip of `cat` under a TTY over the hijacked stream.
  * Latencies are p50/p99 (max for 1), throughput in MB/s with 1 MB = 10^6 bytes. Section 1 waits
  * for the server to close the idle tunnel each round, so --idle-ms (CAPSTAN_TUNNEL_IDLE_MS) is
@@ -22,7 +23,7 @@
  * runs only the log section (no idle rounds); `--node-options` is NODE_OPTIONS for the server and
  * the agent, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof" for their V8 CPU profiles.
  */
-import { execFile, execFileSync } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
@@ -35,6 +36,7 @@ import { api } from '../helpers/http';
 import { tempDataDir } from '../helpers/ids';
 import { adminToken, startBenchServer } from '../helpers/server';
 import { AGENT_MAIN, startProcess, waitFor, type CapstanProcess } from '../helpers/processes';
+import { cpuLine, dockerdPid, msPerMb, peakRssMb, withCpu, type CpuSet, type LogRun } from './cpu';
 
 const { values: args } = parseArgs({
   options: {
@@ -66,13 +68,6 @@ const EDGE_ID = `edge-bench-${process.pid}`;
 const ROOT = [path.resolve(__dirname, '../..'), path.resolve(__dirname, '../../..')].find((d) => fs.existsSync(path.join(d, 'package.json')))!;
 
 const pct = (sorted: number[], p: number) => sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)];
-const CLK_TCK = (() => {
-  try {
-    return Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
-  } catch {
-    return 100;
-  }
-})();
 const ms = (v: number) => `${v.toFixed(2)} ms`;
 const sec = (v: number) => `${(v / 1000).toFixed(2)} s`;
 const now = () => Number(process.hrtime.bigint()) / 1e6;
@@ -192,52 +187,7 @@ async function listLatency(route: DockerRoute): Promise<number[]> {
   return lat.sort((a, b) => a - b);
 }
 
-/** CPU seconds (user + system) a process has used so far, from /proc; NaN once it is gone. */
-function cpuSeconds(pid: number | undefined): number {
-  try {
-    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
-    // Fields after the command name (which may hold spaces): utime is field 14, stime 15.
-    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return (Number(f[11]) + Number(f[12])) / CLK_TCK;
-  } catch {
-    return NaN;
-  }
-}
-
-/** Busy CPU seconds of the whole machine, all cores (/proc/stat less idle and iowait). */
-function machineSeconds(): number {
-  const f = fs.readFileSync('/proc/stat', 'utf8').split('\n', 1)[0].trim().split(/\s+/).slice(1).map(Number);
-  return (f.reduce((a, b) => a + b, 0) - f[3] - (f[4] ?? 0)) / CLK_TCK;
-}
-
-/** The Docker daemon's pid (it decodes the log files), if it runs on this machine. */
-function dockerdPid(): number | undefined {
-  for (const pid of fs.readdirSync('/proc').filter((d) => /^\d+$/.test(d))) {
-    try {
-      if (fs.readFileSync(`/proc/${pid}/comm`, 'utf8').trim() === 'dockerd') return Number(pid);
-    } catch { /* gone */ }
-  }
-  return undefined;
-}
-
-/** The processes whose CPU time section 3 reports, by name. */
-type CpuSet = Record<'dockerd' | 'server' | 'agent' | 'bench', number | undefined>;
-
-/** CPU used per process and by the whole machine while `fn` ran, in cores (CPU seconds per second). */
-async function withCpu<T>(pids: CpuSet, fn: () => Promise<T>): Promise<{ value: T; secs: number; cores: Record<keyof CpuSet | 'machine', number> }> {
-  const names = Object.keys(pids) as (keyof CpuSet)[];
-  const before = names.map((n) => cpuSeconds(pids[n]));
-  const machine = machineSeconds();
-  const t0 = now();
-  const value = await fn();
-  const secs = (now() - t0) / 1000;
-  const cores = Object.fromEntries(names.map((n, i) => [n, (cpuSeconds(pids[n]) - before[i]) / secs])) as Record<keyof CpuSet | 'machine', number>;
-  cores.machine = (machineSeconds() - machine) / secs;
-  return { value, secs, cores };
-}
-
 /** One log read: MB/s (1 MB = 10^6 bytes) and the CPU each process used meanwhile. */
-interface LogRun { mbps: number; bytes: number; secs: number; cores: Record<keyof CpuSet | 'machine', number> }
 
 /** Section 3: the whole log body of a finished container. */
 async function logThroughput(route: DockerRoute, id: string, pids: CpuSet): Promise<LogRun> {
@@ -251,11 +201,6 @@ async function logThroughput(route: DockerRoute, id: string, pids: CpuSet): Prom
   return { mbps: bytes / 1e6 / secs, bytes, secs, cores };
 }
 
-/** "dockerd 0.81, server 0.52, agent 0.47, bench 0.12 of 1.98 busy": cores per process and for the machine. */
-function cpuLine(c: LogRun['cores']): string {
-  const f = (v: number) => (Number.isFinite(v) ? v.toFixed(2) : '-');
-  return `CPU cores: dockerd ${f(c.dockerd)}, server ${f(c.server)}, agent ${f(c.agent)}, bench ${f(c.bench)}; machine ${f(c.machine)} busy of ${os.cpus().length}`;
-}
 
 /**
  * The log container for one driver: `sh` writes LOG_BYTES of `x` without newlines, so the engine
@@ -382,10 +327,9 @@ function printResults({ first, list, logs, echo }: Results) {
   if (logs) {
     const mbps = (runs: LogRun[]) => runs.map((r) => r.mbps);
     const best = (runs: LogRun[]) => Math.max(...mbps(runs));
-    const cores = (runs: LogRun[], who: keyof LogRun['cores']) => runs.reduce((a, r) => a + r.cores[who], 0) / runs.length;
-    row(`3. logs, ${LOG_BYTES / 1e6} MB body (${LOG_RUNS} runs each)`, 'best', 'worst', 'CPU cores (mean): dockerd server agent bench');
+    row(`3. logs, ${LOG_BYTES / 1e6} MB body (${LOG_RUNS} runs each)`, 'best', 'worst', 'CPU ms per MB (all runs): dockerd server agent bench');
     for (const [driver, runs] of logs) {
-      const cpu = (r: LogRun[]) => ['dockerd', 'server', 'agent', 'bench'].map((w) => cores(r, w as keyof LogRun['cores']).toFixed(2).padStart(7)).join('');
+      const cpu = (r: LogRun[]) => ['dockerd', 'server', 'agent', 'bench'].map((w) => msPerMb(r, w as keyof LogRun['cores']).toFixed(2).padStart(7)).join('');
       const through = best(runs.capstan);
       row(`   ${driver} driver, through Capstan`, `${through.toFixed(0)} MB/s`, `${Math.min(...mbps(runs.capstan)).toFixed(0)} MB/s`, `${' '.repeat(17)}${cpu(runs.capstan)}`);
       row(`   ${driver} driver, Docker socket`, `${best(runs.direct).toFixed(0)} MB/s`, `${Math.min(...mbps(runs.direct)).toFixed(0)} MB/s`, `${' '.repeat(17)}${cpu(runs.direct)}`);
@@ -461,10 +405,12 @@ async function main() {
             if (name === 'capstan') await docker(capstan, 'GET', '/version');
             const r = await logThroughput(route, id, pids);
             runs[name].push(r);
-            say(`${driver}, ${route.label}: ${(r.bytes / 1e6).toFixed(0)} MB at ${r.mbps.toFixed(0)} MB/s (${sec(r.secs * 1000)}); ${cpuLine(r.cores)}`);
+            say(`${driver}, ${route.label}: ${(r.bytes / 1e6).toFixed(0)} MB at ${r.mbps.toFixed(0)} MB/s (${sec(r.secs * 1000)}); ${cpuLine(r)}`);
           }
         }
         results.logs.set(driver, runs);
+        // What the processes held at their busiest: fewer collections may mean more memory between them.
+        say(`peak RSS so far: server ${peakRssMb(pids.server)} MB, agent ${peakRssMb(pids.agent)} MB`);
         await docker(direct, 'DELETE', `/containers/${id}?force=1`);
         containers.splice(containers.indexOf(id), 1);
       }
