@@ -82,9 +82,11 @@ export class PollingRuntime {
       heartbeat: (id, at) => this.flusher.mark(id, at),
       now: unixNow,
       lookup: (id) => this.lookup(id),
-      // One snapshots replica takes the first snapshot; none running is fine.
-      onBound: (id, asyncMode) => void broker.emit(SnapshotEvents.agentBound, { id, asyncMode })
-        .catch((err: Error) => log.warn({ id, err: err.message }, 'polling: agent-bound event not sent')),
+      // One snapshots replica takes the first snapshot; none running is fine. Not before this
+      // check-in's own reply is made (later in this turn): a snapshots service in this process
+      // would otherwise make the environment REQUIRED first, and the agent's first reply differ.
+      onBound: (id, asyncMode) => void setImmediate(() => void broker.emit(SnapshotEvents.agentBound, { id, asyncMode })
+        .catch((err: Error) => log.warn({ id, err: err.message }, 'polling: agent-bound event not sent'))),
     });
     this.async = new AsyncExchangeHandler(broker, this.registry, this.checkins, log);
   }

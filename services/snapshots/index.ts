@@ -11,7 +11,7 @@ import { agentSignatureHeaders } from '../../shared/protocol';
 import {
   MAX_PACKED_SNAPSHOT_CHARS, MAX_SNAPSHOT_BYTES, collectDockerSnapshot, packSnapshot, snapshotHash, summarizeSnapshot, unpackSnapshot, type DockerSnapshot,
 } from '../../shared/snapshot';
-import { TunnelHttpAgent } from '../../shared/tunnel';
+import { TunnelHttpAgent, tunnelTarget } from '../../shared/tunnel';
 
 /** Async environments whose latest snapshot stays in memory, so their next patch needs no store read. */
 const RECENT_SNAPSHOTS = 500;
@@ -62,9 +62,8 @@ class AgentReadError extends AppError {
  * latest one goes to state (raw in the store, the summary on the environment). Async environments
  * push their own snapshots instead. Concurrent requests for one environment share one snapshot.
  *
- * The Docker reads go to the address `tunnel.ensureTunnel` returns, so this service runs where
- * that address is reachable (the tunnel's node, or any node when CAPSTAN_TUNNEL_HOST is set); in
- * the tunnel's own process they skip its listener and go over SSH channels directly.
+ * The Docker reads follow the route `tunnel.ensureTunnel` returns: over SSH channels opened
+ * directly in the tunnel's own process, through its node's data listener from anywhere else.
  */
 export function snapshotsService(_config: Config): ServiceSchema {
   const inFlight = new Map<number, Promise<SnapshotSummary>>();
@@ -160,12 +159,12 @@ export function snapshotsService(_config: Config): ServiceSchema {
   async function take(broker: ServiceBroker, id: number): Promise<SnapshotSummary> {
     signature ??= agentSignatureHeaders(() => call(broker, 'state.getSecret', { name: 'agentPrivateKey' }).then((s) => s.value));
     const headers = { ...(await signature()) };
-    const { host, port } = await call(broker, 'tunnel.ensureTunnel', { id }, { timeout: 600_000 });
-    // Over SSH channels opened in-process when this node holds the tunnel, else over TCP.
+    const route = await call(broker, 'tunnel.ensureTunnel', { id }, { timeout: 600_000 });
     const agent = new TunnelHttpAgent({ keepAlive: true, maxSockets: 8 });
+    const target = tunnelTarget(route, agent);
     try {
       const get = (path: string) => new Promise<unknown>((resolve, reject) => {
-        const req = http.request({ host, port, path, method: 'GET', agent, timeout: REQUEST_TIMEOUT_MS, headers }, (res) => {
+        const req = http.request({ ...target, path, method: 'GET', timeout: REQUEST_TIMEOUT_MS, headers }, (res) => {
           const chunks: Buffer[] = [];
           res.on('data', (c: Buffer) => chunks.push(c));
           res.on('error', reject);

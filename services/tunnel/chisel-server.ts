@@ -67,7 +67,7 @@ export class ChiselServer {
     this.wss.handleUpgrade(req, socket, head, (ws) => this.onWebSocket(ws));
   }
 
-  /** Drops every connection (sessions end and release their ports). */
+  /** Drops every connection (their sessions end). */
   async close(): Promise<void> {
     clearInterval(this.heartbeat);
     for (const ws of this.wss.clients) ws.terminate();

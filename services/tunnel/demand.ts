@@ -14,10 +14,17 @@ export class TunnelTimeoutError extends AppError {
   }
 }
 
+/** The tunnel was closed while a call waited for it: the environment is unreachable right now. */
+export class TunnelGoneError extends AppError {
+  constructor(id: number) {
+    super('The environment\'s tunnel was closed before it could be used', 503, 'TUNNEL_CLOSED', { id }, { retryable: true });
+  }
+}
+
 /**
  * When tunnels are wanted. A Docker call asks for one (`ensure`): the registry issues one-time
- * credentials, polling answers REQUIRED with them, and the call resolves once the agent's reverse
- * listener is up. A tunnel that drops while still in use is offered again at once with fresh
+ * credentials, polling answers REQUIRED with them, and the call resolves once the agent's session
+ * is connected. A tunnel that drops while still in use is offered again at once with fresh
  * credentials; one idle for `idleMs` is closed and polling goes back to IDLE.
  */
 export class TunnelDemand {
@@ -27,11 +34,11 @@ export class TunnelDemand {
 
   constructor(private readonly registry: TunnelRegistry, private readonly broker: ServiceBroker, private readonly log: Log, private readonly idleMs: number) {}
 
-  async ensure(id: number): Promise<{ host: string; port: number }> {
-    const status = this.registry.status(id);
-    if (status.open) {
+  /** The environment's tunnel (virtual port and token) once its agent is connected. */
+  async ensure(id: number): Promise<{ port: number; token: string }> {
+    if (this.registry.status(id).open) {
       this.registry.touch(id);
-      return { host: '127.0.0.1', port: status.port };
+      return this.route(id);
     }
     const opened = this.waitOpen(id);
     await this.require(id);
@@ -45,12 +52,11 @@ export class TunnelDemand {
       clearTimeout(timer);
       opened.cancel();
     }
-    // The port, as the tunnel may have moved to another one meanwhile.
-    return { host: '127.0.0.1', port: this.registry.status(id).port };
+    return this.route(id);
   }
 
-  /** The agent's listener is up: wake every call waiting for this environment. */
-  listening(id: number): void {
+  /** The agent's session is connected: wake every call waiting for this environment. */
+  connected(id: number): void {
     for (const wake of this.waiters.get(id) ?? []) wake();
     this.waiters.delete(id);
   }
@@ -64,14 +70,6 @@ export class TunnelDemand {
     if (st.port && Date.now() - st.lastActivity < Math.min(this.idleMs, RECENT_USE_MS)) {
       this.require(id).catch((err) => this.log.warn({ id, err: (err as Error).message }, 'tunnel: could not re-offer a dropped tunnel'));
     }
-  }
-
-  /** The agent could not get its port (taken meanwhile): offer the tunnel again on another one. */
-  async relocate(id: number): Promise<void> {
-    const moved = await this.registry.relocate(id);
-    if (!moved) return;
-    this.log.warn({ id, port: moved.port }, 'tunnel: port was taken; offering another');
-    await call(this.broker, 'polling.setTunnel', { id, status: 'REQUIRED', port: moved.port, credentials: moved.credentials, version: ++this.version });
   }
 
   /**
@@ -97,10 +95,15 @@ export class TunnelDemand {
     return closed;
   }
 
-  private async require(id: number): Promise<{ port: number }> {
-    const { port, credentials } = await this.registry.open(id);
+  private async require(id: number): Promise<void> {
+    const { port, credentials } = this.registry.open(id);
     await call(this.broker, 'polling.setTunnel', { id, status: 'REQUIRED', port, credentials, version: ++this.version });
-    return { port };
+  }
+
+  private route(id: number): { port: number; token: string } {
+    const route = this.registry.route(id);
+    if (!route) throw new TunnelGoneError(id);
+    return route;
   }
 
   private waitOpen(id: number): { promise: Promise<void>; cancel(): void } {

@@ -1,14 +1,10 @@
 import { execFileSync, spawn } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
-import http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { generateTunnelKey, tunnelFingerprint } from '../../shared/crypto';
-import { ChiselServer } from './chisel-server';
-import { TunnelRegistry } from './registry';
-import { request, startHttpUpstream, type Upstream } from './test-fixtures';
+import { request, routeOf, startHttpUpstream, type Upstream } from './test-fixtures';
+import { startTunnelServer, type TestTunnelServer } from './test-server';
 
 /**
  * Interop with Go's SSH stack, the one Portainer's agent (chisel) runs on: testdata/chisel-client.go
@@ -34,28 +30,18 @@ const maybe = binary ? describe : describe.skip;
 jest.setTimeout(60_000);
 
 maybe('Go chisel-protocol client against the tunnel server', () => {
-  const key = generateTunnelKey();
-  const registry = new TunnelRegistry();
-  const quiet = { info: () => undefined, warn: () => undefined, debug: () => undefined };
-  let chisel: ChiselServer;
-  let server: http.Server;
+  let node: TestTunnelServer;
   let upstream: Upstream;
-  let addr: string;
   const children: Array<ReturnType<typeof spawn>> = [];
 
   beforeAll(async () => {
-    chisel = new ChiselServer({ hostKey: key, registry, hooks: { log: quiet, onActivity: () => undefined, onListening: () => undefined, onEnded: () => undefined, onPortTaken: () => undefined } });
-    server = http.createServer();
-    server.on('upgrade', (req, socket, head) => chisel.handleUpgrade(req, socket, head));
-    await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
-    addr = `127.0.0.1:${(server.address() as AddressInfo).port}`;
+    node = await startTunnelServer();
     upstream = await startHttpUpstream();
   });
 
   afterAll(async () => {
     for (const c of children) c.kill();
-    await chisel.close();
-    await new Promise<void>((r) => server.close(() => r()));
+    await node.close();
     await upstream.close();
   });
 
@@ -71,22 +57,24 @@ maybe('Go chisel-protocol client against the tunnel server', () => {
   }
 
   it('connects with Go\'s identification line, gets pong, and serves the tunnel', async () => {
-    const { port, credentials } = await registry.open(1);
+    const { port, credentials } = node.registry.open(1);
     const [user, pass] = credentials.split(':');
-    const run = await runGo([addr, tunnelFingerprint(key), user, pass, String(port), '127.0.0.1', String(upstream.port)], 'CONNECTED');
+    const run = await runGo([node.serverAddr, node.fingerprint, user, pass, String(port), '127.0.0.1', String(upstream.port)], 'CONNECTED');
     expect(run.out).toContain('PING: true pong <nil>');
-    expect((await request(port, 'GET', '/hello')).body.toString()).toBe('hello from upstream');
+    // Through the data listener, as a gateway in another process reaches it.
+    const route = routeOf(node.registry, 1, 'go-test', node.data);
+    expect((await request(route, 'GET', '/hello')).body.toString()).toBe('hello from upstream');
     const body = crypto.randomBytes(8 * 1024 * 1024);
-    expect((await request(port, 'POST', '/echo', body)).body.equals(body)).toBe(true);
+    expect((await request(route, 'POST', '/echo', body)).body.equals(body)).toBe(true);
     // Reused credentials: Go reports the refused login.
-    const again = await runGo([addr, tunnelFingerprint(key), user, pass, String(port), '127.0.0.1', String(upstream.port)]);
+    const again = await runGo([node.serverAddr, node.fingerprint, user, pass, String(port), '127.0.0.1', String(upstream.port)]);
     expect(again.out).toContain('unable to authenticate');
   });
 
   it('gets the refusal text of a config outside the allowed remote, as chisel\'s client prints it', async () => {
-    const { port, credentials } = await registry.open(2);
-    const other = port === 65534 ? 65533 : port + 1;
-    const run = await runGo([addr, tunnelFingerprint(key), ...credentials.split(':'), String(other), '127.0.0.1', '1']);
+    const { port, credentials } = node.registry.open(2);
+    const other = port === 65535 ? 65534 : port + 1;
+    const run = await runGo([node.serverAddr, node.fingerprint, ...credentials.split(':'), String(other), '127.0.0.1', '1']);
     expect(run.out).toContain(`CONFIG-REFUSED: access to 'R:0.0.0.0:${other}' denied`);
   });
 });

@@ -4,10 +4,11 @@ import type { Context, ServiceSchema } from 'moleculer';
 import type { Config } from '../../shared/config';
 import { CAPSTAN_VERSION, call } from '../../shared/contracts';
 import {
-  TunnelEvents, TunnelIdParams,
-  type TunnelClosedEvent, type TunnelClosedResult, type TunnelOpened, type TunnelOpenedEvent, type TunnelStatusInfo,
+  TunnelEvents, TunnelIdParams, registerLocalTunnels,
+  type TunnelClosedEvent, type TunnelClosedResult, type TunnelOpened, type TunnelOpenedEvent, type TunnelRoute, type TunnelStatusInfo,
 } from '../../shared/tunnel';
 import { ChiselServer } from './chisel-server';
+import { DataListener, advertisedHost } from './data-listener';
 import { TunnelRegistry } from './registry';
 import { TunnelDemand } from './demand';
 import type { Log } from './session';
@@ -15,10 +16,11 @@ import type { Log } from './session';
 /**
  * `tunnel`: the chisel-compatible reverse-tunnel server on CAPSTAN_TUNNEL_PORT (default 8000).
  * WebSocket upgrades with subprotocol `chisel-v3` carry SSH; an agent logs in with one-time
- * credentials from `openTunnel` and gets `127.0.0.1:<port>` forwarded to its API. Other requests
- * get chisel's plain routes (`/health`, `/version`, else 404). Tunnels live in this process's
- * memory, like Portainer's: with several replicas the tunnel port must reach the replica that
- * opened the tunnel.
+ * credentials from `openTunnel` and names the tunnel's virtual port in its reverse remote. Other
+ * requests get chisel's plain routes (`/health`, `/version`, else 404). Tunnels live in this
+ * process's memory, like Portainer's: with several replicas the tunnel port must reach the replica
+ * that opened the tunnel. `ensureTunnel` answers the route to the agent: callers in this process
+ * open channels directly, others go through the data listener (CAPSTAN_TUNNEL_DATA_*).
  */
 export function tunnelService(config: Config): ServiceSchema {
   let server: http.Server | undefined;
@@ -26,6 +28,9 @@ export function tunnelService(config: Config): ServiceSchema {
   const registry = new TunnelRegistry();
   let demand: TunnelDemand | undefined;
   let reaper: NodeJS.Timeout | undefined;
+  let data: DataListener | undefined;
+  let dataAddress: TunnelRoute['data'] | undefined;
+  let unregisterLocal: (() => void) | undefined;
 
   return {
     name: 'tunnel',
@@ -37,12 +42,12 @@ export function tunnelService(config: Config): ServiceSchema {
           return { port: (server?.address() as AddressInfo | null)?.port ?? 0 };
         },
       },
-      /** Reserves a port and issues one-time credentials for the environment's agent. */
+      /** Draws a virtual port and issues one-time credentials for the environment's agent. */
       openTunnel: {
         params: TunnelIdParams,
-        handler: (ctx: Context<TunnelIdParams>): Promise<TunnelOpened> => registry.open(ctx.params.id),
+        handler: (ctx: Context<TunnelIdParams>): TunnelOpened => registry.open(ctx.params.id),
       },
-      /** Revokes the credentials, closes the agent's session and releases the port. */
+      /** Revokes the credentials, closes the agent's session and frees the port. */
       closeTunnel: {
         params: TunnelIdParams,
         async handler(ctx: Context<TunnelIdParams>): Promise<TunnelClosedResult> {
@@ -54,12 +59,13 @@ export function tunnelService(config: Config): ServiceSchema {
           return { closed: true };
         },
       },
-      /** Opens (or reuses) the environment's tunnel; resolves once the agent's end is connected. */
+      /** Opens (or reuses) the environment's tunnel; resolves with its route once the agent's end is connected. */
       ensureTunnel: {
         params: TunnelIdParams,
-        handler: (ctx: Context<TunnelIdParams>) => {
-          if (!demand) throw new Error('tunnel service is starting');
-          return demand.ensure(ctx.params.id);
+        async handler(ctx: Context<TunnelIdParams>): Promise<TunnelRoute> {
+          if (!demand || !dataAddress) throw new Error('tunnel service is starting');
+          const { port, token } = await demand.ensure(ctx.params.id);
+          return { port, token, node: this.broker.nodeID, data: dataAddress };
         },
       },
       /** Marks the tunnel in use (the gateway does this while a long request or session is open). */
@@ -70,7 +76,7 @@ export function tunnelService(config: Config): ServiceSchema {
           return { open: registry.status(ctx.params.id).open };
         },
       },
-      /** Whether the agent is connected, the port, and the last activity. */
+      /** Whether the agent is connected, the virtual port, and the last activity. */
       status: {
         params: TunnelIdParams,
         handler: (ctx: Context<TunnelIdParams>): TunnelStatusInfo => registry.status(ctx.params.id),
@@ -96,6 +102,11 @@ export function tunnelService(config: Config): ServiceSchema {
         server!.listen(config.tunnelPort, config.host, () => resolve());
       });
       this.logger.info({ port: (server.address() as AddressInfo).port }, 'tunnel port reserved');
+      data = new DataListener(registry, log);
+      const bound = await data.listen(config.tunnelDataHost, config.tunnelDataPort);
+      dataAddress = { host: advertisedHost(config.tunnelDataAdvertise, bound.address), port: bound.port };
+      unregisterLocal = registerLocalTunnels(this.broker.nodeID, (port, token) => registry.openSocket(port, token));
+      this.logger.info({ listen: `${bound.address}:${bound.port}`, advertised: `${dataAddress.host}:${dataAddress.port}` }, 'tunnel data listener ready');
 
       // The host key lives in state; agents pin its fingerprint from their Edge key.
       await this.broker.waitForServices(['state']);
@@ -110,17 +121,16 @@ export function tunnelService(config: Config): ServiceSchema {
         hooks: {
           log,
           onActivity: (entry) => { entry.lastActivity = Date.now(); },
-          onPortTaken: (entry) => void demand?.relocate(entry.id).catch((err: Error) => log.warn({ id: entry.id, err: err.message }, 'tunnel: could not offer another port')),
-          onListening: (entry) => {
+          onConnected: (entry) => {
             entry.lastActivity = Date.now();
-            demand?.listening(entry.id);
+            demand?.connected(entry.id);
             const event: TunnelOpenedEvent = { id: entry.id, port: entry.port };
             broadcast(TunnelEvents.opened, event);
           },
-          onEnded: (entry, session, wasListening) => {
+          onEnded: (entry, session, wasConnected) => {
             if (entry.session === session) entry.session = undefined;
             // A closeTunnel already removed the entry and reports the close itself.
-            if (!wasListening || !registry.isCurrent(entry)) return;
+            if (!wasConnected || !registry.isCurrent(entry)) return;
             log.info({ id: entry.id, port: entry.port }, 'tunnel: agent session ended');
             demand?.dropped(entry.id);
             const event: TunnelClosedEvent = { id: entry.id, port: entry.port, reason: 'dropped' };
@@ -142,6 +152,8 @@ export function tunnelService(config: Config): ServiceSchema {
     },
     async stopped() {
       clearInterval(reaper);
+      unregisterLocal?.();
+      await data?.close();
       await chisel?.close();
       await Promise.all(registry.all().map((e) => e.session?.close()));
       if (server) await new Promise<void>((r) => server!.close(() => r()));

@@ -1,27 +1,38 @@
 import crypto from 'node:crypto';
-import fs from 'node:fs';
-import net from 'node:net';
-import type { TunnelOpened, TunnelStatusInfo } from '../../shared/tunnel';
+import type { Socket } from 'node:net';
+import { AppError } from '../../shared/errors';
+import { VIRTUAL_PORT_MAX, VIRTUAL_PORT_MIN, type ChannelSocket, type TunnelOpened, type TunnelStatusInfo } from '../../shared/tunnel';
 
-/** First port of the range tunnels listen on (IANA dynamic ports), as Portainer picks them. */
-export const PORT_MIN = 49152;
-/** End (exclusive) of the range. */
-export const PORT_MAX = 65535;
 const ALPHABET = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789';
+/** How many tunnels one node can hold at once: one per virtual port. */
+export const VIRTUAL_PORTS = VIRTUAL_PORT_MAX - VIRTUAL_PORT_MIN + 1;
+
+/** Every virtual port of this node is held by a live tunnel: new ones wait until some close. */
+export class TunnelCapacityError extends AppError {
+  constructor() {
+    super(`Every virtual tunnel port in [${VIRTUAL_PORT_MIN}, ${VIRTUAL_PORT_MAX}] is held by a live tunnel of this node`, 503, 'TUNNEL_CAPACITY', { tunnels: VIRTUAL_PORTS }, { retryable: true });
+  }
+}
 
 /** What the registry needs of a connected agent session. */
 export interface SessionHandle {
-  /** Ends the SSH session and its reverse listener; resolves once the listener is gone. */
+  /** Ends the SSH session; resolves once it is gone. */
   close(): Promise<void>;
-  /** True once the config was accepted and `127.0.0.1:<port>` listens. */
-  readonly listening: boolean;
+  /** True once the agent's `config` was accepted and until the session ends. */
+  readonly connected: boolean;
+  /** A connection to the agent for a caller in this process: a channel dressed as a socket. */
+  openSocket(): Promise<ChannelSocket>;
+  /** Joins `socket` to a new channel to the agent; `accepted` runs once it is open, before any byte is piped. */
+  forward(socket: Socket, accepted: () => void): Promise<void>;
 }
 
 /** One environment's tunnel, held in memory only (as in Portainer, nothing is persisted). */
 export interface TunnelEntry {
   readonly id: number;
-  /** Changes only when the port turned out to be taken before the agent connected (`relocate`). */
-  port: number;
+  /** Virtual port: the tunnel's name on this node and in the agent's reverse remote. Nothing listens on it. */
+  readonly port: number;
+  /** Proves a caller in another process got the tunnel's route from this node (`tunnel.ensureTunnel`). */
+  readonly token: string;
   user: string;
   pass: string;
   /** Set by the first successful login: the credentials never work again. */
@@ -37,63 +48,34 @@ export function randomToken(n = 8): string {
   return s;
 }
 
-/**
- * Where tunnel ports are drawn from: Portainer's [49152, 65535) without the kernel's ephemeral
- * range (Linux: 32768–60999), from which every outbound connection takes its source port, so a
- * busy server's own connections do not take a port between its allocation and the agent's login.
- */
-export function tunnelPortRange(ephemeral: [number, number] | null = readEphemeralRange()): { min: number; max: number } {
-  if (!ephemeral) return { min: PORT_MIN, max: PORT_MAX };
-  const [lo, hi] = ephemeral;
-  if (hi + 1 < PORT_MAX - 512 && hi + 1 >= PORT_MIN && lo <= PORT_MIN) return { min: hi + 1, max: PORT_MAX };
-  if (lo > PORT_MIN + 512 && lo <= PORT_MAX && hi >= PORT_MAX - 1) return { min: PORT_MIN, max: lo };
-  return { min: PORT_MIN, max: PORT_MAX };
-}
-
-/** The kernel's ephemeral port range (`net.ipv4.ip_local_port_range`), or null where it cannot be read. */
-export function readEphemeralRange(): [number, number] | null {
-  try {
-    const [lo, hi] = fs.readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/).map(Number);
-    return Number.isInteger(lo) && Number.isInteger(hi) ? [lo, hi] : null;
-  } catch {
-    return null;
-  }
-}
-
-function canListen(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const probe = net.createServer();
-    probe.once('error', () => resolve(false));
-    probe.listen({ port, host: '127.0.0.1', exclusive: true }, () => probe.close(() => resolve(true)));
-  });
+/** Whether two secrets are equal, in time that depends on neither (digests make their lengths equal too). */
+export function sameSecret(a: string, b: string): boolean {
+  const digest = (s: string) => crypto.createHash('sha256').update(s).digest();
+  return crypto.timingSafeEqual(digest(a), digest(b));
 }
 
 /**
- * Tunnels by environment id and by login. Ports are drawn at random from [49152, 65535), never one
- * another tunnel holds nor one something else on 127.0.0.1 is bound to right now.
+ * Tunnels by environment id, by login and by virtual port. A tunnel's port is drawn at random from
+ * [1024, 65535], never one another live tunnel of this node holds; no socket is bound to it, so
+ * nothing else on the machine can take it and the node holds up to {@link VIRTUAL_PORTS} tunnels.
  */
 export class TunnelRegistry {
   private readonly byId = new Map<number, TunnelEntry>();
   private readonly byUser = new Map<string, TunnelEntry>();
-  private readonly reserved = new Set<number>();
-  private readonly opening = new Map<number, Promise<TunnelEntry>>();
+  private readonly byPort = new Map<number, TunnelEntry>();
+  // Compared against when no tunnel has the port, so an unknown port costs what a wrong token does.
+  private readonly decoy = crypto.randomBytes(32).toString('base64url');
 
   /**
    * The environment's tunnel, made if needed. Spent credentials of a tunnel whose agent is no
    * longer connected are replaced, so an agent whose session dropped can log in again at once.
    */
-  async open(id: number): Promise<TunnelOpened> {
+  open(id: number): TunnelOpened {
     let entry = this.byId.get(id);
-    if (!entry) {
-      let pending = this.opening.get(id);
-      if (!pending) {
-        pending = this.create(id).finally(() => this.opening.delete(id));
-        this.opening.set(id, pending);
-      }
-      entry = await pending;
-    } else if (entry.used && !entry.session) {
+    if (!entry) entry = this.create(id);
+    else if (entry.used && !entry.session) {
       this.byUser.delete(entry.user);
-      entry.user = randomToken();
+      entry.user = this.freshUser();
       entry.pass = randomToken();
       entry.used = false;
       this.byUser.set(entry.user, entry);
@@ -102,38 +84,36 @@ export class TunnelRegistry {
     return { port: entry.port, credentials: `${entry.user}:${entry.pass}` };
   }
 
-  /**
-   * Moves a tunnel whose port turned out to be taken (an outbound connection may get any free port
-   * as its source) to a fresh port with fresh credentials; undefined if it is gone or connected.
-   */
-  async relocate(id: number): Promise<TunnelOpened | undefined> {
-    const entry = this.byId.get(id);
-    if (!entry || entry.session?.listening) return undefined;
-    const port = await this.allocatePort();
-    if (this.byId.get(id) !== entry) {
-      this.reserved.delete(port);
-      return undefined;
-    }
-    this.reserved.delete(entry.port);
-    entry.port = port;
-    this.byUser.delete(entry.user);
-    entry.user = randomToken();
-    entry.pass = randomToken();
-    entry.used = false;
-    this.byUser.set(entry.user, entry);
-    return { port, credentials: `${entry.user}:${entry.pass}` };
-  }
-
   /** Checks a login and spends the credentials; undefined for anything but an unused exact match. */
   login(user: string, pass: string): TunnelEntry | undefined {
     const entry = this.byUser.get(user);
-    if (!entry || entry.used) return undefined;
-    const a = Buffer.from(pass);
-    const b = Buffer.from(entry.pass);
-    if (a.length !== b.length || !crypto.timingSafeEqual(a, b)) return undefined;
+    if (!entry || entry.used || !sameSecret(pass, entry.pass)) return undefined;
     entry.used = true;
     this.byUser.delete(user);
     return entry;
+  }
+
+  /**
+   * The connected tunnel named by virtual `port`, if `token` is its token; undefined for an unknown
+   * port, a wrong token or a tunnel whose agent is not connected.
+   */
+  authorize(port: number, token: string): (TunnelEntry & { session: SessionHandle }) | undefined {
+    const entry = this.byPort.get(port);
+    if (!sameSecret(token, entry?.token ?? this.decoy) || !entry?.session?.connected) return undefined;
+    return entry as TunnelEntry & { session: SessionHandle };
+  }
+
+  /** A channel to the agent of tunnel `port` for a caller in this process that holds its `token`. */
+  async openSocket(port: number, token: string): Promise<ChannelSocket> {
+    const entry = this.authorize(port, token);
+    if (!entry) throw new Error(`no connected tunnel ${port} with that token on this node`);
+    return entry.session.openSocket();
+  }
+
+  /** The environment's virtual port and token, for its route; undefined without a tunnel. */
+  route(id: number): { port: number; token: string } | undefined {
+    const entry = this.byId.get(id);
+    return entry && { port: entry.port, token: entry.token };
   }
 
   /** Whether `entry` is still the live tunnel of its environment (not closed meanwhile). */
@@ -141,13 +121,13 @@ export class TunnelRegistry {
     return this.byId.get(entry.id) === entry;
   }
 
-  /** Removes the tunnel and revokes its credentials; the caller closes its session. */
+  /** Removes the tunnel, revokes its credentials and frees its port; the caller closes its session. */
   remove(id: number): TunnelEntry | undefined {
     const entry = this.byId.get(id);
     if (!entry) return undefined;
     this.byId.delete(id);
     this.byUser.delete(entry.user);
-    this.reserved.delete(entry.port);
+    this.byPort.delete(entry.port);
     return entry;
   }
 
@@ -161,7 +141,7 @@ export class TunnelRegistry {
   status(id: number): TunnelStatusInfo {
     const entry = this.byId.get(id);
     if (!entry) return { open: false, port: 0, lastActivity: 0 };
-    return { open: !!entry.session?.listening, port: entry.port, lastActivity: entry.lastActivity };
+    return { open: !!entry.session?.connected, port: entry.port, lastActivity: entry.lastActivity };
   }
 
   /** Every tunnel, for shutdown. */
@@ -169,26 +149,32 @@ export class TunnelRegistry {
     return [...this.byId.values()];
   }
 
-  private async create(id: number): Promise<TunnelEntry> {
-    const port = await this.allocatePort();
-    const entry: TunnelEntry = { id, port, user: randomToken(), pass: randomToken(), used: false, lastActivity: Date.now() };
-    // Vanishingly rare, but a login must name exactly one tunnel.
-    while (this.byUser.has(entry.user)) entry.user = randomToken();
+  private create(id: number): TunnelEntry {
+    const port = this.freePort();
+    const entry: TunnelEntry = {
+      id, port, token: crypto.randomBytes(32).toString('base64url'), user: this.freshUser(), pass: randomToken(), used: false, lastActivity: Date.now(),
+    };
     this.byId.set(id, entry);
     this.byUser.set(entry.user, entry);
+    this.byPort.set(port, entry);
     return entry;
   }
 
-  private readonly range = tunnelPortRange();
+  /** Vanishingly rare, but a login must name exactly one tunnel. */
+  private freshUser(): string {
+    let user = randomToken();
+    while (this.byUser.has(user)) user = randomToken();
+    return user;
+  }
 
-  private async allocatePort(): Promise<number> {
-    for (let attempt = 0; attempt < 200; attempt++) {
-      const port = crypto.randomInt(this.range.min, this.range.max);
-      if (this.reserved.has(port)) continue;
-      this.reserved.add(port);
-      if (await canListen(port)) return port;
-      this.reserved.delete(port);
-    }
-    throw new Error(`no free tunnel port in [${this.range.min}, ${this.range.max})`);
+  /**
+   * A random port no live tunnel holds: the first free one from a random start, so the draw stays
+   * one lookup while the node is far from full and never fails while any port is free.
+   */
+  private freePort(): number {
+    if (this.byPort.size >= VIRTUAL_PORTS) throw new TunnelCapacityError();
+    let port = crypto.randomInt(VIRTUAL_PORT_MIN, VIRTUAL_PORT_MAX + 1);
+    while (this.byPort.has(port)) port = port === VIRTUAL_PORT_MAX ? VIRTUAL_PORT_MIN : port + 1;
+    return port;
   }
 }

@@ -1,9 +1,9 @@
-import net from 'node:net';
+import type { Socket } from 'node:net';
 import type { Connection } from 'ssh2';
 import {
   CHISEL_CHANNEL, CONFIG_REQUEST, CONFIG_TIMEOUT_MS, PING_REQUEST, PONG_PAYLOAD,
-  channelAsSocket, channelTarget, decodeConfig, handleGlobalRequests, openChannel, pipeSocketChannel, registerLocalTunnel, userAddr,
-  type ChannelSocket, type ChiselRemote, type GlobalReply,
+  channelAsSocket, channelTarget, decodeConfig, handleGlobalRequests, openChannel, pipeSocketChannel, userAddr,
+  type ChannelSocket, type ChiselRemote, type GlobalReply, type SshChannel,
 } from '../../shared/tunnel';
 import type { SessionHandle, TunnelEntry } from './registry';
 
@@ -17,31 +17,27 @@ export interface Log {
 /** Hooks from a session back to the service. */
 export interface SessionHooks {
   log: Log;
-  /** The reverse listener is up. */
-  onListening(entry: TunnelEntry): void;
-  /** The session is over (the SSH connection ended or `close()` was called); `wasListening` if `onListening` ran. */
-  onEnded(entry: TunnelEntry, session: AgentSession, wasListening: boolean): void;
+  /** The agent's `config` was accepted: the tunnel carries connections now. */
+  onConnected(entry: TunnelEntry): void;
+  /** The session is over (the SSH connection ended or `close()` was called); `wasConnected` if `onConnected` ran. */
+  onEnded(entry: TunnelEntry, session: AgentSession, wasConnected: boolean): void;
   /** Bytes crossed the tunnel. */
   onActivity(entry: TunnelEntry): void;
-  /** The tunnel's port was taken by something else between its allocation and the agent's login. */
-  onPortTaken(entry: TunnelEntry): void;
 }
 
 /**
  * One authenticated agent connection, chisel's server handshake from there on: the first global
  * request must be `config` within 10 s; its single remote must be the reverse remote this
- * tunnel's credentials were issued for (`R:0.0.0.0:<port>`, or `R:127.0.0.1:<port>`); then the
- * server listens on 127.0.0.1:<port> (never 0.0.0.0, unlike Portainer) and opens a `chisel`
- * channel to the agent for every accepted TCP connection. Callers in this process skip the
- * listener: they open channels directly (see shared/tunnel/local.ts). Later `ping` requests get
- * `pong`.
+ * tunnel's credentials were issued for (`R:0.0.0.0:<port>`, or `R:127.0.0.1:<port>`). The port is
+ * virtual: where chisel (and Portainer) would listen on it, the server opens a `chisel` channel
+ * to the agent for each connection a caller asks for, in this process (`openSocket`) or through
+ * the node's data listener (`forward`). Later `ping` requests get `pong`.
  */
 export class AgentSession implements SessionHandle {
-  private listener?: net.Server;
-  private readonly sockets = new Set<net.Socket>();
   private configured = false;
   private ended = false;
-  private unregisterLocal?: () => void;
+  private target = Buffer.alloc(0);
+  private readonly sockets = new Set<Socket>();
   private readonly configTimer: NodeJS.Timeout;
 
   constructor(private readonly conn: Connection, private readonly entry: TunnelEntry, private readonly hooks: SessionHooks) {
@@ -53,11 +49,11 @@ export class AgentSession implements SessionHandle {
     conn.once('close', () => void this.teardown());
   }
 
-  get listening(): boolean {
-    return !!this.listener?.listening && !this.ended;
+  get connected(): boolean {
+    return this.configured && !this.ended;
   }
 
-  /** Ends the SSH connection and the listener; resolves once the port is released. */
+  /** Ends the SSH connection; resolves once the session is gone. */
   close(): Promise<void> {
     return this.teardown();
   }
@@ -69,14 +65,11 @@ export class AgentSession implements SessionHandle {
     clearTimeout(this.configTimer);
     try {
       if (name !== CONFIG_REQUEST) throw new Error('expecting config request');
-      const remote = this.validate(payload);
-      await this.listen(remote).catch((err: Error) => {
-        this.hooks.onPortTaken(this.entry);
-        throw err;
-      });
+      this.target = Buffer.from(channelTarget(this.validate(payload)));
+      if (this.ended) throw new Error('session ended');
       this.configured = true;
       this.hooks.log.info({ id: this.entry.id, port: this.entry.port, version: decodeConfig(payload).Version || 'unknown' }, 'tunnel: agent connected');
-      this.hooks.onListening(this.entry);
+      this.hooks.onConnected(this.entry);
       return { ok: true };
     } catch (err) {
       this.hooks.log.info({ id: this.entry.id, reason: (err as Error).message }, 'tunnel: config refused');
@@ -96,54 +89,39 @@ export class AgentSession implements SessionHandle {
     return r;
   }
 
-  private listen(remote: ChiselRemote): Promise<void> {
-    const target = Buffer.from(channelTarget(remote));
-    const server = net.createServer({ allowHalfOpen: true, noDelay: true }, (socket) => this.forward(socket, target));
-    return new Promise((resolve, reject) => {
-      server.once('error', () => reject(new Error(`Server cannot listen on R:127.0.0.1:${this.entry.port}`)));
-      server.listen({ port: this.entry.port, host: '127.0.0.1', exclusive: true }, () => {
-        server.removeAllListeners('error');
-        server.on('error', (err) => this.hooks.log.warn({ id: this.entry.id, err: err.message }, 'tunnel: listener error'));
-        if (this.ended) { server.close(); return reject(new Error('session ended')); }
-        this.listener = server;
-        this.unregisterLocal = registerLocalTunnel(this.entry.port, () => this.openLocal(target));
-        resolve();
-      });
-    });
+  /** A connection for a caller in this process: the channel itself, no TCP. */
+  async openSocket(): Promise<ChannelSocket> {
+    return channelAsSocket(await this.openChannel(), () => this.hooks.onActivity(this.entry));
   }
 
-  private forward(socket: net.Socket, target: Buffer): void {
+  /** Pipes a data listener connection through a new channel, with half-close, once `accepted` ran. */
+  async forward(socket: Socket, accepted: () => void): Promise<void> {
+    const channel = await this.openChannel();
+    if (socket.destroyed || this.ended) {
+      channel.close();
+      if (this.ended) throw new Error('the tunnel session has ended');
+      return;
+    }
     this.sockets.add(socket);
     socket.once('close', () => this.sockets.delete(socket));
-    socket.on('error', () => socket.destroy());
-    this.hooks.onActivity(this.entry);
-    openChannel(this.conn, CHISEL_CHANNEL, target).then(
-      (channel) => pipeSocketChannel(socket, channel, () => this.hooks.onActivity(this.entry)),
-      (err: Error) => {
-        this.hooks.log.debug({ id: this.entry.id, err: err.message }, 'tunnel: agent refused the connection');
-        socket.destroy();
-      },
-    );
+    accepted();
+    void pipeSocketChannel(socket, channel, () => this.hooks.onActivity(this.entry));
   }
 
-  /** A connection for a caller in this process: the channel itself, no listener, no TCP. */
-  private async openLocal(target: Buffer): Promise<ChannelSocket> {
-    if (this.ended) throw new Error('the tunnel session has ended');
+  private openChannel(): Promise<SshChannel> {
+    if (!this.connected) return Promise.reject(new Error('the tunnel session has ended'));
     this.hooks.onActivity(this.entry);
-    const channel = await openChannel(this.conn, CHISEL_CHANNEL, target);
-    return channelAsSocket(channel, () => this.hooks.onActivity(this.entry));
+    return openChannel(this.conn, CHISEL_CHANNEL, this.target);
   }
 
   private teardownDone?: Promise<void>;
   private teardown(): Promise<void> {
     this.teardownDone ??= (async () => {
       this.ended = true;
-      this.unregisterLocal?.();
       clearTimeout(this.configTimer);
+      // Channels close with the connection, which may wait on a dead peer: do not let callers wait too.
       for (const s of this.sockets) s.destroy();
       this.conn.end();
-      const listener = this.listener;
-      if (listener) await new Promise<void>((r) => listener.close(() => r()));
       this.hooks.onEnded(this.entry, this, this.configured);
     })();
     return this.teardownDone;

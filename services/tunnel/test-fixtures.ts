@@ -3,11 +3,31 @@ import http from 'node:http';
 import net from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { Readable, type Duplex } from 'node:stream';
+import { dialTunnel, tunnelTarget, type TunnelHttpAgent, type TunnelRoute } from '../../shared/tunnel';
+import type { TunnelRegistry } from './registry';
 
 /**
  * Test fixtures for the tunnel: real upstreams an agent forwards to, and plain clients that reach
- * them through the server's reverse listener. No mocks: every byte crosses real sockets.
+ * them through a tunnel. No mocks: every byte crosses real sockets and channels.
  */
+
+/**
+ * Where a fixture's request goes: a port on 127.0.0.1 (an upstream, the tunnel server), or the agent
+ * behind a tunnel's route — through its node's data listener, one connection per request, unless
+ * a {@link TunnelHttpAgent} is given, which picks the way as the gateway's does.
+ */
+export type Reach = number | TunnelRoute;
+
+/** The route of environment `id`'s tunnel in `registry`, as `tunnel.ensureTunnel` would answer it. */
+export function routeOf(registry: TunnelRegistry, id: number, node: string, data: TunnelRoute['data']): TunnelRoute {
+  return { ...registry.route(id)!, node, data };
+}
+
+function reach(to: Reach, agent: http.Agent | false): http.RequestOptions {
+  if (typeof to === 'number') return { host: '127.0.0.1', port: to, agent };
+  if (agent) return tunnelTarget(to, agent as TunnelHttpAgent);
+  return { host: '127.0.0.1', port: to.port, createConnection: (_o, cb) => void dialTunnel(to).then((s) => cb(null, s), (err: Error) => cb(err, undefined as never)) };
+}
 
 /** A listening server and how to stop it; `serve` hands it a connection that did not come through the port. */
 export interface Upstream { port: number; serve(socket: Duplex): void; close(): Promise<void> }
@@ -95,13 +115,10 @@ export function startHalfCloseUpstream(): Promise<Upstream> {
 /** What {@link request} answers: the status, the body, and the socket the request went over. */
 export interface Answer { status: number; body: Buffer; socket: net.Socket; reused: boolean }
 
-/**
- * One HTTP request to 127.0.0.1:`port`, the body streamed; without connection reuse unless an
- * `agent` is given.
- */
-export function request(port: number, method: string, path: string, body?: Readable | Buffer, agent: http.Agent | false = false): Promise<Answer> {
+/** One HTTP request, the body streamed; without connection reuse unless an `agent` is given. */
+export function request(to: Reach, method: string, path: string, body?: Readable | Buffer, agent: http.Agent | false = false): Promise<Answer> {
   return new Promise((resolve, reject) => {
-    const req = http.request({ host: '127.0.0.1', port, method, path, agent, timeout: 30_000 }, (res) => {
+    const req = http.request({ ...reach(to, agent), method, path, timeout: 30_000 }, (res) => {
       const parts: Buffer[] = [];
       res.on('data', (b: Buffer) => parts.push(b));
       res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(parts), socket: req.socket!, reused: req.reusedSocket }));
@@ -116,9 +133,9 @@ export function request(port: number, method: string, path: string, body?: Reada
 }
 
 /** Streams a response through and returns only its size and digest (for big transfers). */
-export function download(port: number, path: string, agent: http.Agent | false = false): Promise<{ bytes: number; sha256: string }> {
+export function download(to: Reach, path: string, agent: http.Agent | false = false): Promise<{ bytes: number; sha256: string }> {
   return new Promise((resolve, reject) => {
-    http.get({ host: '127.0.0.1', port, path, agent }, (res) => {
+    http.get({ ...reach(to, agent), path }, (res) => {
       const h = crypto.createHash('sha256');
       let bytes = 0;
       res.on('data', (b: Buffer) => { bytes += b.length; h.update(b); });
@@ -128,22 +145,17 @@ export function download(port: number, path: string, agent: http.Agent | false =
   });
 }
 
-/** Sends `payload`, shuts down writing, and collects everything until the server closes. */
-export function halfCloseExchange(port: number, payload: Buffer): Promise<string> {
+/**
+ * Over a raw connection to the agent behind `route` (through the data listener): sends `payload`,
+ * shuts down writing, and collects everything until the far end closes.
+ */
+export async function halfCloseExchange(route: TunnelRoute, payload: Buffer): Promise<string> {
+  const socket = await dialTunnel(route);
   return new Promise((resolve, reject) => {
-    const socket = net.connect({ host: '127.0.0.1', port, allowHalfOpen: true }, () => socket.end(payload));
     const parts: Buffer[] = [];
     socket.on('data', (b: Buffer) => parts.push(b));
     socket.on('end', () => resolve(Buffer.concat(parts).toString()));
     socket.on('error', reject);
-  });
-}
-
-/** Resolves true when `port` on 127.0.0.1 refuses connections. */
-export function isRefused(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const s = net.connect({ host: '127.0.0.1', port });
-    s.once('connect', () => { s.destroy(); resolve(false); });
-    s.once('error', () => resolve(true));
+    socket.end(payload);
   });
 }

@@ -10,18 +10,23 @@ import { loadConfig } from '../../shared/config';
 import { call } from '../../shared/contracts';
 import { createBroker } from '../../shared/moleculer';
 import {
-  CONFIG_REQUEST, TunnelEvents, WebSocketDuplex, decodeRemote, encodeConfig, sendGlobalRequest, type TunnelClosedEvent, type TunnelOpenedEvent,
+  CONFIG_REQUEST, TunnelEvents, TunnelRefusedError, WebSocketDuplex, decodeRemote, dialTunnel, encodeConfig, sendGlobalRequest,
+  type TunnelClosedEvent, type TunnelOpenedEvent, type TunnelRoute,
 } from '../../shared/tunnel';
 import { tempDataDir, uniqueNamespace } from '../../test/helpers/ids';
 import { waitFor } from '../../test/helpers/processes';
 import { stateService } from '../state';
 import {
-  download, halfCloseExchange, isRefused, patternDigest, patternStream, request, startHalfCloseUpstream, startHttpUpstream, type Upstream,
+  download, halfCloseExchange, patternDigest, patternStream, request, startHalfCloseUpstream, startHttpUpstream, type Upstream,
 } from './test-fixtures';
 import { tunnelService } from '.';
 
 jest.setTimeout(120_000);
 
+/**
+ * The tunnel service in a broker of its own, a real agent client and real upstreams. Requests go
+ * through the service's data listener, as from a gateway in another process.
+ */
 describe('tunnel service: chisel v3 reverse tunnel, real server, real client, real upstream', () => {
   let dataDir: string;
   let broker: ServiceBroker;
@@ -60,25 +65,28 @@ describe('tunnel service: chisel v3 reverse tunnel, real server, real client, re
     fs.rmSync(dataDir, { recursive: true, force: true });
   });
 
-  /** Asks the service for a tunnel and connects an agent client to it. */
-  async function connect(id: number, overrides: Partial<OpenTunnelOptions> = {}): Promise<{ tunnel: Tunnel; port: number; credentials: string }> {
+  /** Asks the service for a tunnel, connects an agent client to it, and gets its route. */
+  async function connect(id: number, overrides: Partial<OpenTunnelOptions> = {}): Promise<{ tunnel: Tunnel; port: number; credentials: string; route: TunnelRoute }> {
     const { port, credentials } = await call(broker, 'tunnel.openTunnel', { id });
     const tunnel = await openTunnel({
       serverAddr, fingerprint, credentials, remotePort: port, targetHost: '127.0.0.1', targetPort: upstream.port, keepaliveMs: 5000, ...overrides,
     });
     tunnels.push(tunnel);
-    return { tunnel, port, credentials };
+    // Connected already, so no check-in is needed: the route comes at once.
+    const route = await call(broker, 'tunnel.ensureTunnel', { id });
+    return { tunnel, port, credentials, route };
   }
 
-  it('forwards HTTP from 127.0.0.1:<port> on the server to the agent\'s upstream and reports it open', async () => {
-    const { tunnel, port } = await connect(1);
-    const res = await request(port, 'GET', '/hello');
+  it('forwards HTTP through the data listener to the agent\'s upstream and reports the tunnel open', async () => {
+    const { tunnel, port, route } = await connect(1);
+    expect(route).toEqual({ port, node: broker.nodeID, data: { host: '127.0.0.1', port: expect.any(Number) }, token: expect.stringMatching(/^[A-Za-z0-9_-]{43}$/) });
+    const res = await request(route, 'GET', '/hello');
     expect(res).toMatchObject({ status: 200, body: Buffer.from('hello from upstream') });
     const status = await call(broker, 'tunnel.status', { id: 1 });
     expect(status).toEqual({ open: true, port, lastActivity: expect.any(Number) });
     expect(Date.now() - status.lastActivity).toBeLessThan(5000);
-    expect(port).toBeGreaterThanOrEqual(49152);
-    expect(port).toBeLessThan(65535);
+    expect(port).toBeGreaterThanOrEqual(1024);
+    expect(port).toBeLessThanOrEqual(65535);
     expect(events).toContainEqual({ name: 'opened', payload: { id: 1, port } });
     expect(tunnel.activity.connections).toBe(1);
     expect(tunnel.activity.bytesIn).toBeGreaterThan(0);
@@ -86,12 +94,12 @@ describe('tunnel service: chisel v3 reverse tunnel, real server, real client, re
   });
 
   it('streams 20 MB both ways with every byte intact, several requests at once', async () => {
-    const { port } = await connect(2);
+    const { route } = await connect(2);
     const body = crypto.randomBytes(20 * 1024 * 1024);
     const [echo, down, up] = await Promise.all([
-      request(port, 'POST', '/echo', body),
-      download(port, `/blob?bytes=${20 * 1024 * 1024}`),
-      request(port, 'POST', '/sink', patternStream(20 * 1024 * 1024)),
+      request(route, 'POST', '/echo', body),
+      download(route, `/blob?bytes=${20 * 1024 * 1024}`),
+      request(route, 'POST', '/sink', patternStream(20 * 1024 * 1024)),
     ]);
     expect(echo.body.length).toBe(body.length);
     expect(echo.body.equals(body)).toBe(true);
@@ -99,33 +107,24 @@ describe('tunnel service: chisel v3 reverse tunnel, real server, real client, re
     expect(JSON.parse(up.body.toString())).toEqual({ bytes: 20 * 1024 * 1024, sha256: patternDigest(20 * 1024 * 1024) });
   });
 
-  it('moves a tunnel to another port when its port was taken before the agent logged in', async () => {
-    const first = await call(broker, 'tunnel.openTunnel', { id: 40 });
-    // Something else (an outbound connection's source port, another program) holds the port now.
-    const squatter = net.createServer();
-    await new Promise<void>((r) => squatter.listen(first.port, '127.0.0.1', () => r()));
+  it('binds nothing to a tunnel\'s port: the agent connects while another program listens on it, and calls reach the agent', async () => {
+    const { port, credentials } = await call(broker, 'tunnel.openTunnel', { id: 40 });
+    const squatter = net.createServer((s) => s.end('HTTP/1.1 418 Not the agent\r\ncontent-length: 0\r\n\r\n'));
+    // Something else may hold the port already, which makes the same point.
+    await new Promise<void>((r) => squatter.once('error', () => r()).listen(port, '127.0.0.1', () => r()));
     try {
-      await expect(openTunnel({ serverAddr, fingerprint, credentials: first.credentials, remotePort: first.port, targetHost: '127.0.0.1', targetPort: upstream.port }))
-        .rejects.toThrow(/refused the tunnel configuration/);
-      const moved = await waitFor(async () => {
-        const st = await call(broker, 'tunnel.status', { id: 40 });
-        return st.port !== first.port ? st : undefined;
-      }, 5000, 'the tunnel to move to another port');
-      expect(moved.open).toBe(false);
-      const again = await call(broker, 'tunnel.openTunnel', { id: 40 });
-      expect(again.port).toBe(moved.port);
-      expect(again.credentials).not.toBe(first.credentials);
-      const tunnel = await openTunnel({ serverAddr, fingerprint, credentials: again.credentials, remotePort: again.port, targetHost: '127.0.0.1', targetPort: upstream.port });
-      tunnels.push(tunnel);
-      expect((await request(again.port, 'GET', '/hello')).status).toBe(200);
+      tunnels.push(await openTunnel({ serverAddr, fingerprint, credentials, remotePort: port, targetHost: '127.0.0.1', targetPort: upstream.port }));
+      const route = await call(broker, 'tunnel.ensureTunnel', { id: 40 });
+      expect(route.port).toBe(port);
+      expect(await request(route, 'GET', '/hello')).toMatchObject({ status: 200, body: Buffer.from('hello from upstream') });
     } finally {
       squatter.close();
     }
   });
 
   it('carries half-close: the upstream answers after the client shut down its writing side', async () => {
-    const { port } = await connect(3, { targetPort: halfCloseUpstream.port });
-    expect(await halfCloseExchange(port, Buffer.alloc(100_000, 1))).toBe('got 100000 bytes');
+    const { route } = await connect(3, { targetPort: halfCloseUpstream.port });
+    expect(await halfCloseExchange(route, Buffer.alloc(100_000, 1))).toBe('got 100000 bytes');
   });
 
   it('refuses a server whose key does not match the pinned fingerprint', async () => {
@@ -145,24 +144,22 @@ describe('tunnel service: chisel v3 reverse tunnel, real server, real client, re
     const first = await openTunnel({ ...base, credentials });
     tunnels.push(first);
     await expect(openTunnel({ ...base, credentials })).rejects.toThrow('refused the credentials');
-    expect((await request(port, 'GET', '/hello')).status).toBe(200);
+    expect((await request(await call(broker, 'tunnel.ensureTunnel', { id: 5 }), 'GET', '/hello')).status).toBe(200);
   });
 
-  it('refuses a remote outside the one the credentials were issued for, and listens on nothing', async () => {
+  it('refuses a remote outside the one the credentials were issued for, and the tunnel stays closed', async () => {
     const { port, credentials } = await call(broker, 'tunnel.openTunnel', { id: 6 });
     const other = port === 60000 ? 60001 : 60000;
     await expect(openTunnel({ serverAddr, fingerprint, credentials, remotePort: other, targetHost: '127.0.0.1', targetPort: upstream.port }))
       .rejects.toThrow(`refused the tunnel configuration R:${other}`);
-    expect(await isRefused(other)).toBe(true);
-    expect(await isRefused(port)).toBe(true);
     expect((await call(broker, 'tunnel.status', { id: 6 })).open).toBe(false);
   });
 
-  it('closeTunnel closes the listener and the agent\'s session and revokes the credentials', async () => {
-    const { tunnel, port, credentials } = await connect(7);
-    expect((await request(port, 'GET', '/hello')).status).toBe(200);
+  it('closeTunnel closes the agent\'s session, revokes the credentials, and the route goes nowhere', async () => {
+    const { tunnel, port, credentials, route } = await connect(7);
+    expect((await request(route, 'GET', '/hello')).status).toBe(200);
     expect(await call(broker, 'tunnel.closeTunnel', { id: 7 })).toEqual({ closed: true });
-    expect(await isRefused(port)).toBe(true);
+    await expect(dialTunnel(route)).rejects.toThrow(new TunnelRefusedError('unknown tunnel or wrong token'));
     await expect(tunnel.closed).resolves.toMatchObject({ reason: 'error' });
     expect(await call(broker, 'tunnel.status', { id: 7 })).toEqual({ open: false, port: 0, lastActivity: 0 });
     expect(events).toContainEqual({ name: 'closed', payload: { id: 7, port, reason: 'closed' } });
@@ -172,15 +169,16 @@ describe('tunnel service: chisel v3 reverse tunnel, real server, real client, re
   });
 
   it('after the agent drops, issues fresh credentials for the same port and the tunnel comes back', async () => {
-    const { tunnel, port, credentials } = await connect(8);
+    const { tunnel, port, credentials, route } = await connect(8);
     await tunnel.close();
     await waitFor(async () => events.some((e) => e.name === 'closed' && e.payload.id === 8), 5000, 'the closed event');
     expect(events).toContainEqual({ name: 'closed', payload: { id: 8, port, reason: 'dropped' } });
     expect((await call(broker, 'tunnel.status', { id: 8 })).open).toBe(false);
+    await expect(dialTunnel(route)).rejects.toThrow(TunnelRefusedError);
     const again = await connect(8);
     expect(again.port).toBe(port);
     expect(again.credentials).not.toBe(credentials);
-    expect((await request(port, 'GET', '/hello')).status).toBe(200);
+    expect((await request(route, 'GET', '/hello')).status).toBe(200);
   });
 
   it('answers plain HTTP like chisel and refuses a WebSocket upgrade without chisel-v3', async () => {
@@ -216,16 +214,16 @@ describe('tunnel service: chisel v3 reverse tunnel, real server, real client, re
   });
 
   it('moves 100 MB through the tunnel each way (throughput figure for the benchmark)', async () => {
-    const { port } = await connect(9);
+    const { route } = await connect(9);
     const size = 100 * 1024 * 1024;
-    await download(port, `/blob?bytes=${20 * 1024 * 1024}`); // warm-up: JIT and TCP windows
+    await download(route, `/blob?bytes=${20 * 1024 * 1024}`); // warm-up: JIT and TCP windows
     const direct = await timed(() => download(upstream.port, `/blob?bytes=${size}`));
-    const down = await timed(() => download(port, `/blob?bytes=${size}`));
-    const up = await timed(() => request(port, 'POST', '/sink', patternStream(size)));
+    const down = await timed(() => download(route, `/blob?bytes=${size}`));
+    const up = await timed(() => request(route, 'POST', '/sink', patternStream(size)));
     expect(down.result).toEqual({ bytes: size, sha256: patternDigest(size) });
     expect(JSON.parse(up.result.body.toString()).bytes).toBe(size);
     const mbps = (ms: number) => (size / 1024 / 1024 / (ms / 1000)).toFixed(1);
-    console.log(`tunnel throughput, 100 MiB over loopback: server->agent->upstream download ${mbps(down.ms)} MiB/s (${down.ms} ms), `
+    console.log(`tunnel throughput, 100 MiB over loopback: data listener->server->agent->upstream download ${mbps(down.ms)} MiB/s (${down.ms} ms), `
       + `upload ${mbps(up.ms)} MiB/s (${up.ms} ms); direct to upstream ${mbps(direct.ms)} MiB/s (${direct.ms} ms)`);
   });
 });

@@ -24,6 +24,13 @@ describe('loadConfig', () => {
     expect(() => loadConfig({ CAPSTAN_CHECKIN_BATCH_MS: '500' })).toThrow(/checkinBatchMs/);
   });
 
+  it('puts the tunnel data listener on loopback and a free port unless told otherwise', () => {
+    expect(loadConfig({})).toMatchObject({ tunnelDataHost: '127.0.0.1', tunnelDataPort: 0, tunnelDataAdvertise: '' });
+    expect(loadConfig({ CAPSTAN_TUNNEL_DATA_HOST: '0.0.0.0', CAPSTAN_TUNNEL_DATA_PORT: '8001', CAPSTAN_TUNNEL_DATA_ADVERTISE: '10.42.0.17' }))
+      .toMatchObject({ tunnelDataHost: '0.0.0.0', tunnelDataPort: 8001, tunnelDataAdvertise: '10.42.0.17' });
+    expect(() => loadConfig({ CAPSTAN_TUNNEL_DATA_PORT: '70000' })).toThrow(/tunnelDataPort/);
+  });
+
   it('elects through Redis by default once a transporter is set', () => {
     expect(loadConfig({ CAPSTAN_TRANSPORTER: 'nats://127.0.0.1:4222' }).election).toBe('redis');
   });

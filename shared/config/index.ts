@@ -23,6 +23,12 @@ export const ConfigSchema = Type.Object({
   tunnelPort: Port,
   tunnelHost: Type.String(),
   tunnelIdleMs: Type.Integer({ minimum: 1000 }),
+  /** CAPSTAN_TUNNEL_DATA_HOST: address the tunnel node's internal data listener binds to. */
+  tunnelDataHost: Type.String({ minLength: 1 }),
+  /** CAPSTAN_TUNNEL_DATA_PORT: its port (0: a free one). */
+  tunnelDataPort: Port,
+  /** CAPSTAN_TUNNEL_DATA_ADVERTISE: the host other processes connect to; empty: derived from the bind address. */
+  tunnelDataAdvertise: Type.String(),
   publicUrl: Type.String(),
   redisUrl: Type.String(),
   mongodbUrl: Type.String(),
@@ -55,6 +61,9 @@ export const CONFIG_KEYS: ReadonlyArray<{ key: string; default: string; descript
   { key: 'CAPSTAN_TUNNEL_PORT', default: '8000', description: 'Tunnel server port, advertised in Edge keys.' },
   { key: 'CAPSTAN_TUNNEL_IDLE_MS', default: '270000', description: 'A tunnel without activity for this long is closed (agents close theirs after EDGE_INACTIVITY_TIMEOUT, 5m).' },
   { key: 'CAPSTAN_TUNNEL_HOST', default: '(host of the API URL)', description: 'Host advertised for the tunnel server in Edge keys, when it differs from the API URL host.' },
+  { key: 'CAPSTAN_TUNNEL_DATA_HOST', default: '127.0.0.1', description: 'Address the tunnel node\'s internal data listener binds to: gateways and snapshots services in other processes reach agents through it (never agents; keep it off public networks). 0.0.0.0 when they run on other hosts.' },
+  { key: 'CAPSTAN_TUNNEL_DATA_PORT', default: '0 (a free port)', description: 'Port of that data listener; tunnel nodes advertise it with their routes, so any free port works. Fix it where a firewall or network policy must name it.' },
+  { key: 'CAPSTAN_TUNNEL_DATA_ADVERTISE', default: '(the bind address; for 0.0.0.0 the first external IPv4 address)', description: 'Host other processes use to reach the data listener, e.g. the pod IP or a Compose service name.' },
   { key: 'CAPSTAN_PUBLIC_URL', default: '(empty)', description: 'API URL put into Edge keys when an Edge environment is created without URL.' },
   { key: 'REDIS_URL', default: 'redis://127.0.0.1:6379', description: 'Redis, used for the state leader lease (CAPSTAN_ELECTION=redis) and shared rate limits.' },
   { key: 'MONGODB_URL', default: '(empty: embedded store)', description: 'MongoDB connection string (replica set); when set the state service uses MongoDB instead of the embedded LMDB store.' },
@@ -123,6 +132,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
     tunnelPort: int(env, 'CAPSTAN_TUNNEL_PORT', 8000, problems),
     tunnelHost: env.CAPSTAN_TUNNEL_HOST ?? '',
     tunnelIdleMs: int(env, 'CAPSTAN_TUNNEL_IDLE_MS', 270_000, problems),
+    tunnelDataHost: env.CAPSTAN_TUNNEL_DATA_HOST || '127.0.0.1',
+    tunnelDataPort: int(env, 'CAPSTAN_TUNNEL_DATA_PORT', 0, problems),
+    tunnelDataAdvertise: env.CAPSTAN_TUNNEL_DATA_ADVERTISE ?? '',
     publicUrl: env.CAPSTAN_PUBLIC_URL ?? '',
     redisUrl: env.REDIS_URL || 'redis://127.0.0.1:6379',
     mongodbUrl: env.MONGODB_URL ?? '',

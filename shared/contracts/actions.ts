@@ -109,10 +109,6 @@ export interface ActionMap {
   'commands.ackUntilTimestamp': A<AckUntilTimestampParams, AckResult>;
   /** Re-adds every queued or delivered command to the delivery queues (idempotent); runs by itself at start and when Redis is back. */
   'commands.reconcile': A<Record<string, never>, { requeued: number }>;
-
-  // tunnel: reverse tunnels to agents; the data path goes straight to the address it returns.
-  /** Opens (or reuses) the environment's tunnel and resolves once the agent's end is connected. */
-  'tunnel.ensureTunnel': A<{ id: number }, { host: string; port: number }>;
 }
 export type ActionName = keyof ActionMap;
 

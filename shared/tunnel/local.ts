@@ -1,42 +1,67 @@
 import http from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { ChannelSocket } from './channel-socket';
-
-/** Opens one connection to the agent's end of a tunnel: an SSH channel ready for node:http. */
-export type ChannelOpener = () => Promise<ChannelSocket>;
-
-const local = new Map<number, ChannelOpener>();
+import type { TunnelRoute } from './contracts';
+import { dialTunnel } from './data-path';
 
 /**
- * Records that the reverse listener 127.0.0.1:`port` belongs to a tunnel held by this very
- * process, and how to open a channel to its agent directly. A caller in the same process (the
- * gateway and the snapshots service in the embedded shape) then skips the loopback TCP connection
- * — a write, a read and a copy through the kernel each way — while a caller elsewhere still
- * reaches the listener over TCP. Returns the function that takes the record back.
+ * Opens one connection to the agent of the tunnel named by its virtual `port`, if `token` is that
+ * tunnel's: an SSH channel ready for node:http. Rejects otherwise.
  */
-export function registerLocalTunnel(port: number, open: ChannelOpener): () => void {
-  local.set(port, open);
+export type ChannelOpener = (port: number, token: string) => Promise<ChannelSocket>;
+
+const local = new Map<string, ChannelOpener>();
+
+/**
+ * Records that the tunnel node `node` runs in this very process, and how to open channels to its
+ * agents directly. A caller in the same process (the gateway and the snapshots service in the
+ * embedded shape) then skips the data listener, a TCP connection through the kernel each way,
+ * while a caller elsewhere still connects to it. Returns the function that takes the record back.
+ */
+export function registerLocalTunnels(node: string, open: ChannelOpener): () => void {
+  local.set(node, open);
   return () => {
-    if (local.get(port) === open) local.delete(port);
+    if (local.get(node) === open) local.delete(node);
   };
 }
 
-/** The opener of the tunnel listening on `host`:`port`, when that tunnel is held by this process. */
-export function localTunnel(host: string | null | undefined, port: number | string | null | undefined): ChannelOpener | undefined {
-  return host === '127.0.0.1' || host === 'localhost' ? local.get(Number(port)) : undefined;
+/** The opener of tunnel node `node`, when it runs in this process. */
+export function localTunnels(node: string): ChannelOpener | undefined {
+  return local.get(node);
+}
+
+/** Request options that send an HTTP request to the agent behind `route` with `agent`. */
+export interface TunnelTarget {
+  /** The Host the agent sees is Portainer's, `127.0.0.1:<port>`; where the bytes go is the agent's business. */
+  host: string;
+  port: number;
+  agent: TunnelHttpAgent;
+  tunnel: TunnelRoute;
+}
+
+/** Where to send requests for the agent behind `route` (spread into `http.request` options). */
+export function tunnelTarget(route: TunnelRoute, agent: TunnelHttpAgent = tunnelHttpAgent): TunnelTarget {
+  return { host: '127.0.0.1', port: route.port, agent, tunnel: route };
 }
 
 /**
- * The HTTP agent for requests to a tunnel's address (`tunnel.ensureTunnel`'s answer): a tunnel
- * held by this process is reached over an SSH channel opened directly, any other over TCP to its
- * listener as before. Keep-alive pools both kinds alike, so one channel carries many requests just
- * as one TCP connection through the listener did.
+ * The HTTP agent for requests to agents through tunnels ({@link tunnelTarget}'s options): a tunnel
+ * whose node runs in this process is reached over an SSH channel opened directly, any other over
+ * its node's data listener. Keep-alive pools connections per tunnel (node, port and token: virtual
+ * ports are unique per node only, and a port's next tunnel has another token), so one channel
+ * carries many requests either way. Requests without a tunnel are plain HTTP.
  */
 export class TunnelHttpAgent extends http.Agent {
-  override createConnection(options: http.ClientRequestArgs, cb?: (err: Error | null, stream: Duplex) => void): Duplex | null | undefined {
-    const open = localTunnel(options.host ?? options.hostname, options.port);
-    if (!open || !cb) return super.createConnection(options, cb);
-    open().then((channel) => cb(null, channel), (err: Error) => cb(err, undefined as never));
+  override getName(options?: http.ClientRequestArgs & { tunnel?: TunnelRoute }): string {
+    const t = options?.tunnel;
+    return t ? `tunnel:${t.node}:${t.port}:${t.token}` : super.getName(options);
+  }
+
+  override createConnection(options: http.ClientRequestArgs & { tunnel?: TunnelRoute }, cb?: (err: Error | null, stream: Duplex) => void): Duplex | null | undefined {
+    const t = options.tunnel;
+    if (!t || !cb) return super.createConnection(options, cb);
+    const open = localTunnels(t.node);
+    (open ? open(t.port, t.token) : dialTunnel(t)).then((socket) => cb(null, socket), (err: Error) => cb(err, undefined as never));
     return undefined;
   }
 }

@@ -5,7 +5,7 @@
  * half-way with EMFILE, EADDRNOTAVAIL or "no free tunnel port".
  */
 import fs from 'node:fs';
-import { readEphemeralRange, tunnelPortRange } from '../../services/tunnel/registry';
+import { VIRTUAL_PORTS } from '../../services/tunnel/registry';
 import type { LoadTestOptions } from './options';
 import { AGENTS_PER_PROCESS, type WorkerPlan } from './workers';
 
@@ -48,10 +48,19 @@ export function openFileLimit(): number {
   }
 }
 
+/** The kernel's ephemeral port range (`net.ipv4.ip_local_port_range`), or null where it cannot be read. */
+export function readEphemeralRange(): [number, number] | null {
+  try {
+    const [lo, hi] = fs.readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/).map(Number);
+    return Number.isInteger(lo) && Number.isInteger(hi) ? [lo, hi] : null;
+  } catch {
+    return null;
+  }
+}
+
 export function hostLimits(): HostLimits {
   const ephemeral = readEphemeralRange();
-  const tunnel = tunnelPortRange(ephemeral);
-  return { openFiles: openFileLimit(), sourcePorts: ephemeral ? ephemeral[1] - ephemeral[0] + 1 : Infinity, tunnelPorts: tunnel.max - tunnel.min };
+  return { openFiles: openFileLimit(), sourcePorts: ephemeral ? ephemeral[1] - ephemeral[0] + 1 : Infinity, tunnelPorts: VIRTUAL_PORTS };
 }
 
 /** Gateways enough for `agents` under these limits (at least 2, and the default split of AGENTS_PER_PROCESS). */

@@ -2,7 +2,7 @@ import type { ServiceBroker } from 'moleculer';
 import { call, EnvironmentType, type Principal } from '../../../shared/contracts';
 import { AppError, BadRequestError } from '../../../shared/errors';
 import { agentSignatureHeaders } from '../../../shared/protocol';
-import { tunnelHttpAgent } from '../../../shared/tunnel';
+import { tunnelTarget } from '../../../shared/tunnel';
 
 /** Longest wait for a tunnel; the tunnel service's own limit (2 × check-in interval + 5 s, a 504) normally decides first. */
 const ENSURE_TUNNEL_TIMEOUT_MS = 600_000;
@@ -40,8 +40,8 @@ export function dockerTargetResolver(broker: ServiceBroker) {
     if (!env.EdgeID) throw new EnvironmentUnreachableError('No agent has checked in for this environment yet', { id });
     if (env.Edge.AsyncMode) throw new AsyncEnvironmentError(id);
     // The tunnel service waits up to 2 × the check-in interval + 5 s for the agent and answers 504 itself.
-    const { host, port } = await call(broker, 'tunnel.ensureTunnel', { id }, { timeout: ENSURE_TUNNEL_TIMEOUT_MS });
-    // The agent skips the tunnel's loopback listener when this process holds the tunnel.
-    return { target: { host, port, agent: tunnelHttpAgent }, headers: { ...(await signature()) } as Record<string, string> };
+    const route = await call(broker, 'tunnel.ensureTunnel', { id }, { timeout: ENSURE_TUNNEL_TIMEOUT_MS });
+    // Channels opened directly when this process holds the tunnel, else through its node's data listener.
+    return { target: tunnelTarget(route), headers: { ...(await signature()) } as Record<string, string> };
   };
 }

@@ -1,7 +1,8 @@
 {{/*
 One Capstan Deployment. Every role runs the same image; CAPSTAN_SERVICES picks the services.
 Pods that run `gateway` get the HTTPS port, TLS files and the label the API Service selects;
-pods that run `tunnel` get the tunnel port and the label the tunnel Service selects.
+pods that run `tunnel` get the tunnel port and the label the tunnel Service selects, and the
+internal data port, advertised at the pod IP, through which other pods reach their agents.
 Usage: include "capstan.deployment" (dict "root" $ "component" "gateway" "values" .Values.gateway)
 */}}
 {{- define "capstan.deployment" -}}
@@ -123,6 +124,17 @@ spec:
                 secretKeyRef:
                   name: {{ include "capstan.secretName" $root }}
                   key: {{ $root.Values.existingSecretKeys.mongodbUrl }}
+            {{- if $tun }}
+            # Gateways and snapshots in other pods connect to this pod's data listener at this address.
+            - name: CAPSTAN_TUNNEL_DATA_ADVERTISE
+              {{- if $cfg.tunnelDataAdvertise }}
+              value: {{ $cfg.tunnelDataAdvertise | quote }}
+              {{- else }}
+              valueFrom:
+                fieldRef:
+                  fieldPath: status.podIP
+              {{- end }}
+            {{- end }}
             {{- if $tls }}
             - name: CAPSTAN_TLS_CERT
               value: /etc/capstan/tls/tls.crt
@@ -145,6 +157,9 @@ spec:
             {{- if $tun }}
             - name: tunnel
               containerPort: {{ $cfg.tunnelPort }}
+              protocol: TCP
+            - name: tunnel-data
+              containerPort: {{ $cfg.tunnelDataPort }}
               protocol: TCP
             {{- end }}
           {{- end }}
