@@ -1,11 +1,10 @@
 /**
  * Whether a run fits this machine before anything starts: open files (per process, a hard limit
- * here), source ports (per destination address) and the tunnel ports of a server the tester
- * starts. A run that does not fit is refused with what to use instead, rather than failing
- * half-way with EMFILE, EADDRNOTAVAIL or "no free tunnel port".
+ * here) and source ports (per destination address). A run that does not fit is refused with what
+ * to use instead, rather than failing half-way with EMFILE or EADDRNOTAVAIL. (Tunnels take no port
+ * of the machine: their ports are virtual, 64,512 per tunnel node.)
  */
 import fs from 'node:fs';
-import { VIRTUAL_PORTS } from '../../services/tunnel/registry';
 import type { LoadTestOptions } from './options';
 import { AGENTS_PER_PROCESS, type WorkerPlan } from './workers';
 
@@ -18,8 +17,6 @@ export interface HostLimits {
    * serve several destinations, so each gateway port has the whole range).
    */
   sourcePorts: number;
-  /** Tunnels a server started on this machine can hold at once: the size of its tunnel port range. */
-  tunnelPorts: number;
 }
 
 /** Open files a process needs besides its agents' sockets (libraries, pipes, the API client). */
@@ -32,11 +29,6 @@ const GATEWAY_FD_SPARE = 1000;
  * tcp_tw_reuse 2, the default), reconnections, the API client's and the REQUIRED calls' connections.
  */
 const PORT_SPARE = 1000;
-/**
- * Tunnel ports left free when asking for tunnels at once: the server draws them at random (200
- * tries), so a nearly full range fails calls it could still serve.
- */
-const TUNNEL_SPARE = 256;
 
 /** This process's open-file limit (the embedded server inherits it). */
 export function openFileLimit(): number {
@@ -60,7 +52,7 @@ export function readEphemeralRange(): [number, number] | null {
 
 export function hostLimits(): HostLimits {
   const ephemeral = readEphemeralRange();
-  return { openFiles: openFileLimit(), sourcePorts: ephemeral ? ephemeral[1] - ephemeral[0] + 1 : Infinity, tunnelPorts: VIRTUAL_PORTS };
+  return { openFiles: openFileLimit(), sourcePorts: ephemeral ? ephemeral[1] - ephemeral[0] + 1 : Infinity };
 }
 
 /** Gateways enough for `agents` under these limits (at least 2, and the default split of AGENTS_PER_PROCESS). */
@@ -95,23 +87,5 @@ export function misfit(opts: LoadTestOptions, plan: WorkerPlan, l: HostLimits): 
     const where = distributed ? `${gateways} gateway ports` : opts.target ? `the one address of ${opts.target}` : 'the embedded server\'s one port';
     return `every agent connects from its own source port: ${opts.agents} agents over ${where} need ${perGateway} (+${PORT_SPARE} spare) towards each, more than the ${l.sourcePorts} of the kernel's ephemeral range (net.ipv4.ip_local_port_range): ${opts.target ? 'run fewer agents against one address' : `use --shape distributed --gateways ${Math.max(distributed ? gateways + 1 : 2, gatewaysFor(opts.agents, l))}`}`;
   }
-  if (!opts.target && opts.storm > l.tunnelPorts - TUNNEL_SPARE) {
-    return `--storm ${opts.storm} asks for more tunnels at once than the server's ${l.tunnelPorts} tunnel ports (the part of [49152, 65535) outside the ephemeral range) hold with ${TUNNEL_SPARE} spare: use --storm ${l.tunnelPorts - TUNNEL_SPARE} at most`;
-  }
   return undefined;
-}
-
-/**
- * Environments a push run makes REQUIRED at once: each holds a tunnel port of the server until its
- * tunnel times out. By default every agent's, capped at what a server the tester starts can hold;
- * asked for with --push-required, as asked, with a warning when the calls beyond that will fail.
- */
-export function pushRequiredFor(opts: LoadTestOptions, l: HostLimits): { n: number; note?: string } {
-  const asked = opts.pushRequired ?? opts.agents;
-  const fits = l.tunnelPorts - TUNNEL_SPARE;
-  if (opts.target || asked <= fits) return { n: asked };
-  const why = `the server's ${l.tunnelPorts} tunnel ports (the part of [49152, 65535) outside the kernel's ephemeral range) hold about ${fits} tunnels at once`;
-  return opts.pushRequired !== undefined
-    ? { n: asked, note: `--push-required ${asked}: ${why}, so about ${asked - fits} of the calls will fail with "no free tunnel port"` }
-    : { n: fits, note: `${fits} of the ${opts.agents} environments will be made REQUIRED at once (spread over the agents): ${why}; --push-required N changes it` };
 }

@@ -64,8 +64,7 @@ export interface LoadTestOptions {
   /** A storm call without an answer by then fails. */
   stormTimeoutMs: number;
   /**
-   * Push mode: environments made REQUIRED after the idle phase (0: none); undefined: every agent's,
-   * up to the tunnels a server the tester starts can hold at once (limits.ts `pushRequiredFor`).
+   * Push mode: environments made REQUIRED after the idle phase (0: none); undefined: every agent's.
    */
   pushRequired?: number;
   /** Push mode: how long to wait for every channel to open, and for every requested agent to receive REQUIRED, s. */
@@ -145,9 +144,8 @@ throughput, latency, errors, bytes per check-in and server CPU/RSS against the t
   --push-required N     --mode push: after the idle phase, N environments (spread over the agents;
                         0: none) are made REQUIRED at once, one Docker API call each pipelined on
                         --concurrency connections; measured until their agents received the
-                        REQUIRED status by push. Default: every one, up to the tunnels a server the
-                        tester starts can hold at once (each takes a port of [49152, 65535) outside
-                        the ephemeral range: about 4,300 with Linux's default range)
+                        REQUIRED status by push. Default: every one (tunnel ports are virtual:
+                        a tunnel node holds 64,512 tunnels at once)
   --open-timeout S      --mode push: longest wait, from the start, for every channel to be open
                         before the idle phase starts anyway (default the ramp + 120 s, at least 300)
   --push-timeout S      --mode push: longest wait for every REQUIRED to arrive (default 60)

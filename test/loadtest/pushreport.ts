@@ -111,7 +111,7 @@ export interface RequiredReport {
   firedAtS: number;
   /** From the first call written to the last handed to the kernel, ms. */
   fireMs: number;
-  /** Calls that failed before the server required the tunnel (no state leader, no free tunnel port, ...): see `outcomes`. */
+  /** Calls that failed before the server required the tunnel (no state leader, no free virtual tunnel port, ...): see `outcomes`. */
   callsFailed: number;
   /** Of the other agents: received REQUIRED after the firing (by push message, or by a poll while their channel was down). */
   reached: number;

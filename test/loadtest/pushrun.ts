@@ -25,7 +25,7 @@ export type PushPhases = Pick<PushData, 'requested' | 'allOpenAtS' | 'openTimeou
 
 export async function runPushPhases(o: {
   opts: LoadTestOptions;
-  /** Environments to make REQUIRED after the idle phase (limits.ts `pushRequiredFor`). */
+  /** Environments to make REQUIRED after the idle phase (`--push-required`, by default every agent's). */
   required: number;
   monitor: Monitor;
   agents: number;

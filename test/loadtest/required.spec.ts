@@ -8,7 +8,8 @@ describe('REQUIRED calls: outcomes', () => {
     expect(answerOutcome(200, 'OK')).toBe('200');
     expect(answerOutcome(503, '{"message":"Service temporarily unavailable, please retry","details":"No state leader is available; retry shortly"}'))
       .toBe('HTTP 503: No state leader is available; retry shortly');
-    expect(answerOutcome(500, '{"message":"no free tunnel port in [61000, 65535)"}')).toBe('HTTP 500: no free tunnel port in [61000, 65535)');
+    expect(answerOutcome(503, '{"message":"Every virtual tunnel port in [1024, 65535] is held by a live tunnel of this node"}'))
+      .toBe('HTTP 503: Every virtual tunnel port in [1024, 65535] is held by a live tunnel of this node');
     expect(answerOutcome(502, '<html>')).toBe('HTTP 502');
   });
 

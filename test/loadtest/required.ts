@@ -62,7 +62,7 @@ export function answerOutcome(status: number, body: string): string {
 /**
  * Whether a call got as far as requiring the tunnel: it timed out waiting for it (the simulated
  * agents open none), was answered through it, or was still waiting. Anything else (no state
- * leader, no free tunnel port, ...) failed before: its agent was never sent REQUIRED for it.
+ * leader, no free virtual tunnel port, ...) failed before: its agent was never sent REQUIRED for it.
  */
 export const askedForTunnel = (outcome: string): boolean => outcome === NOT_ANSWERED || outcome === '200' || /did not open its tunnel in time/.test(outcome);
 
