@@ -54,7 +54,8 @@ withDocker('Docker API through a tunnel held by another process (data listener)'
     }));
     observer = createBroker(loadConfig({}, { namespace, transporter: NATS_URL, nodeID: `observer-${process.pid}`, logLevel: 'warn', dataDir }));
     await observer.start();
-    await waitFor(async () => (await api(base, 'GET', '/api/system/status')).status === 200, 45_000, 'the gateway to serve through NATS');
+    // Ready when state (status) and rbac (admin check) answer through the gateway.
+    await waitFor(async () => (await api(base, 'GET', '/api/system/status')).status === 200 && (await api(base, 'GET', '/api/users/admin/check')).status === 404, 45_000, 'the gateway to serve through NATS');
     token = await adminToken(base, 'admin', 'a-long-password');
     const env = await api(base, 'POST', '/api/endpoints', { token, body: { Name: 'remote-edge', EndpointCreationType: 4, URL: base, EdgeCheckinInterval: 1 } });
     expect(env.status).toBe(200);
