@@ -89,6 +89,8 @@ export class TunnelDemand {
       }
       // IDLE first: an agent that reads it before its session ends closes on its own, not as a drop.
       await call(this.broker, 'polling.setTunnel', { id: entry.id, status: 'IDLE', version: ++this.version }).catch(() => undefined);
+      // Polling pushes the new reply at the end of this turn; let it leave before the session goes.
+      await new Promise((resolve) => setImmediate(resolve));
       await call(this.broker, 'tunnel.closeTunnel', { id: entry.id }).catch(() => undefined);
       closed++;
     }
