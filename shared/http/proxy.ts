@@ -3,7 +3,9 @@ import type { Duplex } from 'node:stream';
 
 /**
  * Where a proxied request goes: a Unix socket (the Docker engine) or host:port (a tunnel), the
- * latter with the HTTP agent that opens its connections (see shared/tunnel `TunnelHttpAgent`).
+ * latter with the HTTP agent that opens its connections. Every field is spread into the request's
+ * options, so an agent also gets what else the target carries (shared/tunnel `tunnelTarget`: the
+ * tunnel's route, which `TunnelHttpAgent` connects by).
  */
 export type ProxyTarget = { socketPath: string } | { host: string; port: number; agent?: http.Agent };
 
